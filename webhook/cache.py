@@ -1,0 +1,76 @@
+"""A thread-safe, in-process copy of the cluster objects the webhook and node daemon read.
+
+Informers (see `webhook.informers`) fill it from list and watch; unit tests fill it by hand.
+Readers never talk to the API server: they ask a `webhook.view.ClusterView` over this cache.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+Object = dict[str, Any]
+Key = tuple[str, str]  # (namespace, or "" for cluster-scoped objects; name)
+Handler = Callable[[str, Object], None]  # (event: "ADDED" | "MODIFIED" | "DELETED", object)
+
+
+def key_of(obj: Object) -> Key:
+    meta = obj.get("metadata") or {}
+    return meta.get("namespace") or "", meta.get("name") or ""
+
+
+class ObjectCache:
+    """Objects by kind (the plural resource name) and (namespace, name), with change handlers."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._objects: dict[str, dict[Key, Object]] = defaultdict(dict)
+        self._handlers: dict[str, list[Handler]] = defaultdict(list)
+
+    def put(self, kind: str, obj: Object) -> None:
+        with self._lock:
+            key = key_of(obj)
+            event = "MODIFIED" if key in self._objects[kind] else "ADDED"
+            self._objects[kind][key] = obj
+            handlers = list(self._handlers[kind])
+        for handler in handlers:
+            handler(event, obj)
+
+    def delete(self, kind: str, obj: Object) -> None:
+        with self._lock:
+            removed = self._objects[kind].pop(key_of(obj), None)
+            handlers = list(self._handlers[kind])
+        if removed is not None:
+            for handler in handlers:
+                handler("DELETED", removed)
+
+    def replace(self, kind: str, objects: Iterable[Object]) -> None:
+        """Make `kind` hold exactly `objects` (after a relist), firing the events that implies."""
+        fresh = {key_of(obj): obj for obj in objects}
+        with self._lock:
+            gone = [obj for key, obj in self._objects[kind].items() if key not in fresh]
+        for obj in gone:
+            self.delete(kind, obj)
+        for obj in fresh.values():
+            self.put(kind, obj)
+
+    def get(self, kind: str, name: str, namespace: str = "") -> Object | None:
+        with self._lock:
+            return self._objects[kind].get((namespace, name))
+
+    def list(self, kind: str, namespace: str | None = None) -> list[Object]:
+        with self._lock:
+            objects = list(self._objects[kind].values())
+        if namespace is None:
+            return objects
+        return [obj for obj in objects if key_of(obj)[0] == namespace]
+
+    def subscribe(self, kind: str, handler: Handler) -> None:
+        """Call `handler` on every later change of `kind`, and now for each object already held."""
+        with self._lock:
+            self._handlers[kind].append(handler)
+            present = list(self._objects[kind].values())
+        for obj in present:
+            handler("ADDED", obj)
