@@ -8,7 +8,9 @@ import sys
 from collections.abc import Sequence
 
 # Module paths, each with `register(subparsers)`; the order is the order in `--help`.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "webhook.commands.certs",
+)
 
 
 def build_parser(prog: str = "multinic-ipam") -> argparse.ArgumentParser:
