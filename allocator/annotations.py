@@ -69,7 +69,7 @@ def split_dual(value: str) -> tuple[str, ...]:
     parts = tuple(part.strip() for part in value.split(","))
     if len(parts) > 2 or any(not part for part in parts):
         raise ParseError(
-            f"{value!r} is not one address or a dual-stack pair; write \"ipv4\", \"ipv6\" or \"ipv4,ipv6\""
+            f'{value!r} is not one address or a dual-stack pair; write "ipv4", "ipv6" or "ipv4,ipv6"'
         )
     return parts
 
@@ -145,7 +145,7 @@ def parse_routes(value: str) -> tuple[Route, ...]:
     except (ValueError, TypeError, RecursionError) as error:
         raise RoutesError(
             f"{where} {quote(value)} is not JSON ({json_reason(error)}); "
-            "write a list such as [{\"dst\": \"192.168.0.0/24\", \"gw\": \"172.17.0.254\"}]"
+            'write a list such as [{"dst": "192.168.0.0/24", "gw": "172.17.0.254"}]'
         ) from None
     return route_list(items, where=where, dst_required=False)
 
@@ -153,9 +153,7 @@ def parse_routes(value: str) -> tuple[Route, ...]:
 def route_list(items: Any, *, where: str, dst_required: bool) -> tuple[Route, ...]:
     """Routes from already decoded JSON; shared with the NAD's `ipam.routes` (where CNI needs `dst`)."""
     if not isinstance(items, list):
-        raise RoutesError(
-            f"{where} is {shorten(items)}, not a list; write a list of {{\"dst\", \"gw\"}} objects"
-        )
+        raise RoutesError(f'{where} is {shorten(items)}, not a list; write a list of {{"dst", "gw"}} objects')
     routes: list[Route] = []
     seen: dict[tuple[int | None, str], int] = {}
     for index, item in enumerate(items, start=1):
@@ -174,11 +172,11 @@ def route_list(items: Any, *, where: str, dst_required: bool) -> tuple[Route, ..
 def _route(item: Any, *, label: str, dst_required: bool) -> Route:
     shown = shorten(item)
     if not isinstance(item, dict):
-        raise RoutesError(f"{label}, {shown}, is not an object; write {{\"dst\": \"cidr\", \"gw\": \"ip\"}}")
+        raise RoutesError(f'{label}, {shown}, is not an object; write {{"dst": "cidr", "gw": "ip"}}')
     unknown = sorted(set(item) - set(_ROUTE_KEYS))
     if unknown:
         raise RoutesError(
-            f"{label}, {shown}, has unknown key {quote(unknown[0])}; the keys are \"dst\" and \"gw\""
+            f'{label}, {shown}, has unknown key {quote(unknown[0])}; the keys are "dst" and "gw"'
         )
     dst_text, gw_text = item.get("dst"), item.get("gw")
     for name, text in (("dst", dst_text), ("gw", gw_text)):
@@ -191,17 +189,17 @@ def _route(item: Any, *, label: str, dst_required: bool) -> Route:
         except ValueError:
             raise RoutesError(
                 f"{label}, {shown}, has dst {quote(dst_text)}, which is not a CIDR; "
-                "write e.g. \"192.168.0.0/24\""
+                'write e.g. "192.168.0.0/24"'
             ) from None
     elif dst_required:
-        raise RoutesError(f"{label}, {shown}, has no dst; CNI routes need one, e.g. \"0.0.0.0/0\"")
+        raise RoutesError(f'{label}, {shown}, has no dst; CNI routes need one, e.g. "0.0.0.0/0"')
     if gw_text:
         try:
             gw = parse_address(gw_text)
         except ValueError:
             raise RoutesError(
                 f"{label}, {shown}, has gw {quote(gw_text)}, which is not an IP address; "
-                "write e.g. \"172.17.0.254\""
+                'write e.g. "172.17.0.254"'
             ) from None
     if dst is None and gw is None:
         raise RoutesError(f"{label}, {shown}, names neither dst nor gw; a default route needs a gw")
