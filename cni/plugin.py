@@ -1,0 +1,142 @@
+"""`kube-ovn`: the CNI plugin. Dispatches CNI_COMMAND to cmd_add/cmd_del/cmd_check/… and prints
+the result or a CNI error on stdout. Standard library only, so that every call starts fast.
+
+As IPAM (`ipam.type: kube-ovn` under macvlan, host-device, bridge …) it only returns the pod's
+addresses and routes; as the main plugin (`type: kube-ovn`) it also builds a veth for them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any, TextIO
+
+from cni import client, config, errors, netlink, result
+from cni.config import Environment, NetConf
+
+Result = dict[str, Any] | None
+
+
+def _about(env: Environment, conf: NetConf) -> str:
+    return f"pod {env.pod} provider {conf.provider}: "
+
+
+def _allocation(env: Environment, conf: NetConf) -> result.Allocation:
+    assert env.pod is not None  # parse_environment requires it for ADD and CHECK
+    return client.allocation(conf.server_socket, {
+        "namespace": env.pod.namespace, "name": env.pod.name, "provider": conf.provider,
+        "ifname": env.ifname, "netns": env.netns, "container_id": env.container_id,
+        "nad_routes": list(conf.routes),
+    })
+
+
+def cmd_add(env: Environment, conf: NetConf) -> Result:
+    allocation = _allocation(env, conf)
+    if not conf.as_main:
+        return result.build(conf.cni_version, allocation)
+    assert env.pod is not None
+    host = netlink.host_veth_name(env.pod.namespace, env.pod.name, env.ifname)
+    try:
+        if netlink.exists(host):  # left behind by a crashed earlier attempt for this pod
+            netlink.delete(host=host)
+        host_mac = netlink.create_veth(host=host, ifname=env.ifname, netns=env.netns,
+                                       mac=allocation.mac, mtu=conf.mtu)
+        netlink.configure(ifname=env.ifname, netns=env.netns, allocation=allocation)
+        netlink.attach_ovs(host, f"{env.pod.name}.{env.pod.namespace}.{conf.provider}")
+        container_mac = allocation.mac or netlink.link_mac(env.ifname, netns=env.netns)
+    except errors.CniError as exc:
+        try:
+            netlink.delete(host=host, ifname=env.ifname, netns=env.netns)
+        except errors.CniError as cleanup:
+            exc.details = f"{exc.details}\nrollback also failed: {cleanup.msg}".strip()
+        raise errors.CniError(_about(env, conf) + exc.msg, details=exc.details, code=exc.code) from None
+    interfaces = [result.Interface(host, host_mac),
+                  result.Interface(env.ifname, container_mac, sandbox=env.netns)]
+    return result.build(conf.cni_version, allocation, interfaces=interfaces, ip_interface=1)
+
+
+def cmd_del(env: Environment, conf: NetConf) -> Result:
+    """Idempotent and releases nothing: addresses follow the pod's life, not the sandbox's."""
+    if not conf.as_main:
+        return None
+    host = netlink.host_veth_name(env.pod.namespace, env.pod.name, env.ifname) if env.pod else ""
+    try:
+        netlink.delete(host=host, ifname=env.ifname, netns=env.netns)
+    except errors.CniError as exc:
+        raise errors.CniError(f"pod {env.pod or '?'} provider {conf.provider}: {exc.msg}",
+                              details=exc.details) from None
+    return None
+
+
+def cmd_check(env: Environment, conf: NetConf) -> Result:
+    allocation = _allocation(env, conf)
+    want = {ip.address for ip in allocation.ips}
+    if conf.prev_result is not None:
+        had = {ip.get("address") for ip in conf.prev_result.get("ips") or () if isinstance(ip, dict)}
+        if had != want:
+            raise errors.CniError(_about(env, conf) + f"prevResult has {sorted(had)} but the pod's "
+                                  f"annotations say {sorted(want)}")
+    if not conf.as_main:
+        return None
+    try:
+        state = netlink.inspect(env.ifname, netns=env.netns)
+    except errors.CniError as exc:
+        raise errors.CniError(_about(env, conf) + exc.msg, details=exc.details) from None
+    problems = [f"address {a} is missing" for a in sorted(want - state.addresses)]
+    if allocation.mac and allocation.mac.lower() != state.mac:
+        problems.append(f"MAC is {state.mac}, expected {allocation.mac}")
+    problems += [f"route {r['dst']} via {r.get('gw') or '(link)'} is missing"
+                 for r in allocation.routes if (r["dst"], r.get("gw", "")) not in state.routes]
+    if problems:
+        raise errors.CniError(_about(env, conf) + f"{env.ifname} in {env.netns}: " + "; ".join(problems))
+    return None
+
+
+def cmd_status(env: Environment, conf: NetConf) -> Result:
+    client.healthy(conf.server_socket)
+    return None
+
+
+def cmd_gc(env: Environment, conf: NetConf) -> Result:
+    """Nothing to collect: the plugin keeps no state, and addresses are released with their pod."""
+    return None
+
+
+COMMANDS: dict[str, Callable[[Environment, NetConf], Result]] = {
+    "ADD": cmd_add, "DEL": cmd_del, "CHECK": cmd_check, "STATUS": cmd_status, "GC": cmd_gc,
+}
+
+
+def run(environ: Mapping[str, str], stdin: bytes, out: TextIO) -> int:
+    """One invocation: 0 with the result (if any) on `out`, or 1 with a CNI error on `out`."""
+    cni_version = config.SUPPORTED_VERSIONS[-1]
+    try:
+        raw = config.load_json(stdin)
+        if isinstance(raw.get("cniVersion"), str):
+            cni_version = raw["cniVersion"]
+        env = config.parse_environment(environ)
+        if env.command == "VERSION":
+            output: Result = {"cniVersion": cni_version if cni_version in config.SUPPORTED_VERSIONS
+                              else config.SUPPORTED_VERSIONS[-1],
+                              "supportedVersions": list(config.SUPPORTED_VERSIONS)}
+        else:
+            output = COMMANDS[env.command](env, config.parse_netconf(raw, env.command))
+    except errors.CniError as exc:
+        json.dump(exc.to_json(cni_version), out)
+        return 1
+    except Exception as exc:  # any bug still has to reach the runtime as CNI error JSON
+        json.dump(errors.CniError(f"kube-ovn plugin failed: {exc!r}").to_json(cni_version), out)
+        return 1
+    if output is not None:
+        json.dump(output, out)
+    return 0
+
+
+def main() -> None:
+    sys.exit(run(os.environ, sys.stdin.buffer.read(), sys.stdout))
+
+
+if __name__ == "__main__":
+    main()
