@@ -11,6 +11,7 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "webhook.commands.certs",
     "webhook.commands.dev",
+    "webhook.commands.install_cni",
 )
 
 

@@ -1,0 +1,76 @@
+"""The node's `kube-ovn` plugin file runs with nothing but python3 (`multinic-ipam install-cni`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from webhook.commands import install_cni
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def test_bundle_runs_under_a_bare_python_without_site_packages(tmp_path: Path) -> None:
+    target = tmp_path / "bin" / "kube-ovn"
+    modules = install_cni.build(target)
+    assert "cni.plugin" in modules
+    assert os.access(target, os.X_OK)
+    # -I -S: no user site, no site-packages, no PYTHONPATH: only the standard library and the zip.
+    done = subprocess.run(
+        [SYSTEM_PYTHON, "-I", "-S", str(target)],
+        env={"CNI_COMMAND": "VERSION", "PATH": "/usr/bin:/bin"},
+        input='{"cniVersion": "1.0.0"}', capture_output=True, text=True, cwd=tmp_path, check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1.0.0" in json.loads(done.stdout)["supportedVersions"]
+
+
+def test_bundle_holds_only_the_plugin_modules(tmp_path: Path) -> None:
+    target = tmp_path / "kube-ovn"
+    install_cni.build(target)
+    with zipfile.ZipFile(target) as archive:
+        names = set(archive.namelist())
+    assert "__main__.py" in names
+    assert "cni/plugin.py" in names
+    assert "cni/daemon.py" not in names  # the daemon needs kubernetes; it stays out
+    assert all(name == "__main__.py" or name.startswith("cni/") for name in names)
+    assert target.read_bytes().startswith(b"#!/usr/bin/env python3\n")
+
+
+def test_a_plugin_module_importing_a_third_party_package_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "cni"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "plugin.py").write_text("from cni import helper\n\ndef main():\n    pass\n")
+    (package / "helper.py").write_text("import netaddr\n")
+    monkeypatch.setattr(install_cni, "_package_root", lambda: package)
+    with pytest.raises(install_cni.BundleError, match=r"cni.helper imports netaddr"):
+        install_cni.build(tmp_path / "out" / "kube-ovn")
+    assert not (tmp_path / "out" / "kube-ovn").exists()
+
+
+def test_command_writes_into_the_cni_bin_dir(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "webhook.cli", "install-cni", "--cni-bin-dir", str(tmp_path)],
+        capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "kube-ovn").is_file()
+    assert f"wrote {tmp_path / 'kube-ovn'}" in done.stdout
+
+
+def test_command_refuses_a_folder_as_output(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "webhook.cli", "install-cni", "--output", str(tmp_path)],
+        capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 2
+    assert f"{tmp_path} is a folder" in done.stderr

@@ -1,0 +1,126 @@
+"""`multinic-ipam install-cni`: write the `kube-ovn` CNI plugin as one self-contained file.
+
+Nodes run the plugin from `/opt/cni/bin` with the host's python3, outside any image or venv. So the
+node DaemonSet's init container writes a zipapp holding `cni.plugin` and the `cni` modules it
+imports — all standard library, which this command checks — and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import os
+import sys
+import tempfile
+import zipapp
+from pathlib import Path
+from typing import Any
+
+ENTRY_MODULE = "cni.plugin"
+ENTRY_POINT = "cni.plugin:main"
+PLUGIN_NAME = "kube-ovn"
+INTERPRETER = "/usr/bin/env python3"
+
+
+class BundleError(RuntimeError):
+    """The plugin cannot be bundled as a standard-library-only file."""
+
+
+def _package_root() -> Path:
+    import cni
+
+    return Path(cni.__file__).resolve().parent
+
+
+def _imports(path: Path) -> set[str]:
+    """Absolute module names imported by the file at `path` (`from cni import x` yields `cni.x`)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def plugin_modules() -> list[str]:
+    """`cni.plugin` and every `cni` module it reaches; raises when one imports beyond the stdlib."""
+    root = _package_root()
+    todo, seen = [ENTRY_MODULE], {"cni"}
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        path = root / f"{module.split('.', 1)[1]}.py"
+        for name in sorted(_imports(path)):
+            top = name.split(".")[0]
+            if top == "cni":
+                # `from cni.config import Environment` also yields `cni.config.Environment`: no file.
+                if "." in name and (root / f"{name.split('.', 1)[1]}.py").is_file():
+                    todo.append(name)
+                continue
+            if top == "__future__" or top in sys.stdlib_module_names:
+                continue
+            raise BundleError(
+                f"{module} imports {name}, which is not in the standard library; the plugin file must "
+                "run on a node with nothing but python3"
+            )
+    return sorted(seen)
+
+
+def build(target: Path) -> list[str]:
+    """Write the zipapp to `target` atomically (a running plugin is never half-replaced)."""
+    modules = plugin_modules()
+    root = _package_root()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as staging:
+        package = Path(staging) / "cni"
+        package.mkdir()
+        for module in modules:
+            relative = "__init__.py" if module == "cni" else f"{module.split('.', 1)[1]}.py"
+            (package / relative).write_text((root / relative).read_text())
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        os.close(fd)
+        try:
+            zipapp.create_archive(staging, tmp_name, interpreter=INTERPRETER, main=ENTRY_POINT)
+            os.chmod(tmp_name, 0o755)
+            os.replace(tmp_name, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+            raise
+    return modules
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "install-cni",
+        help="write the kube-ovn CNI plugin into a CNI bin folder as one self-contained file",
+        description=(
+            "Writes the `kube-ovn` CNI plugin as a zipapp that needs only python3 on the node "
+            "(standard library only; checked). The node DaemonSet's init container runs it with "
+            "--cni-bin-dir pointing at the host's /opt/cni/bin."
+        ),
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--cni-bin-dir", type=Path, default=Path("/opt/cni/bin"),
+                       help="folder to write `kube-ovn` into (default /opt/cni/bin)")
+    where.add_argument("--output", type=Path, help="exact file to write instead")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    target = args.output or args.cni_bin_dir / PLUGIN_NAME
+    if target.is_dir():
+        print(f"error: {target} is a folder; give --output a file path or use --cni-bin-dir", file=sys.stderr)
+        return 2
+    try:
+        modules = build(target)
+    except (BundleError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"wrote {target} ({target.stat().st_size} bytes: {', '.join(modules)})")
+    return 0
