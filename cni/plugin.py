@@ -27,7 +27,7 @@ def _allocation(env: Environment, conf: NetConf) -> result.Allocation:
     assert env.pod is not None  # parse_environment requires it for ADD and CHECK
     return client.allocation(conf.server_socket, {
         "namespace": env.pod.namespace, "name": env.pod.name, "provider": conf.provider,
-        "ifname": env.ifname, "netns": env.netns, "container_id": env.container_id,
+        "ifname": env.ifname, "netns": env.netns, "container_id": env.container_id, "pod_uid": env.pod.uid,
         "nad_routes": list(conf.routes),
     })
 

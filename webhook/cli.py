@@ -11,7 +11,9 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "webhook.commands.certs",
     "webhook.commands.dev",
+    "webhook.commands.install",
     "webhook.commands.install_cni",
+    "cni.commands",
 )
 
 
