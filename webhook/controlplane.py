@@ -194,7 +194,7 @@ def _set_parent_death_signal() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
-class _Process:
+class ManagedProcess:
     """One started binary: its own process group, its log file, and a tail for error messages."""
 
     def __init__(self, name: str, argv: Sequence[str], log_path: Path) -> None:
@@ -247,7 +247,7 @@ class ControlPlane:
     def __init__(self, workdir: Path, bin_dir: Path | None = None) -> None:
         self.workdir = Path(workdir)
         self.bin_dir = bin_dir
-        self._processes: list[_Process] = []
+        self._processes: list[ManagedProcess] = []
         self._etcd_data: Path | None = None
         self._port: int | None = None
         self._token = secrets.token_urlsafe(32)
@@ -351,12 +351,12 @@ class ControlPlane:
 
     # -- the parts ----------------------------------------------------------------------------------
 
-    def _spawn(self, name: str, argv: Sequence[str]) -> _Process:
-        process = _Process(name, argv, self.workdir / f"{name}.log")
+    def _spawn(self, name: str, argv: Sequence[str]) -> ManagedProcess:
+        process = ManagedProcess(name, argv, self.workdir / f"{name}.log")
         self._processes.append(process)
         return process
 
-    def _failure(self, process: _Process, what: str) -> ControlPlaneError:
+    def _failure(self, process: ManagedProcess, what: str) -> ControlPlaneError:
         return ControlPlaneError(
             f"{process.name} {what}; last lines of {process.log_path}:\n{process.log_tail()}"
         )

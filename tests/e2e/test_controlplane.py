@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 from kubernetes import client
 
-from webhook.controlplane import ControlPlane, ControlPlaneError, KubectlError, find_binaries
+from webhook.controlplane import ControlPlane, KubectlError
 
 # The guide's first provider Subnet, as the page shows it (its indentation restored).
 GUIDE_SUBNET = """\
@@ -136,23 +135,3 @@ spec:
     kubectl("wait", "--for=jsonpath={.status.replicas}=2", "deployment/web", "-n", namespace, "--timeout=60s")
     pods = kubectl("get", "pods", "-n", namespace, "-l", "app=web", "-o", "name").stdout.split()
     assert len(pods) == 2
-
-
-def test_missing_binaries_name_the_build_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("KUBEBUILDER_ASSETS", raising=False)
-    monkeypatch.setenv("MULTINIC_CACHE", str(tmp_path / "empty-cache"))
-    with pytest.raises(ControlPlaneError, match=r"scripts/build-control-plane\.sh"):
-        find_binaries()
-
-
-def test_start_stop_leaves_no_process_behind(tmp_path: Path, control_plane: ControlPlane) -> None:
-    # A second, short-lived control plane next to the session one: free ports keep them apart.
-    plane = ControlPlane(tmp_path / "second")
-    with plane:
-        pids = plane.pids
-        assert len(pids) == 3
-        assert plane.server != control_plane.server
-        assert plane.kubectl("get", "ns", "default", "-o", "name").stdout.strip() == "namespace/default"
-    for pid in pids:
-        assert not Path(f"/proc/{pid}").exists()
-    assert control_plane.running()

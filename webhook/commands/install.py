@@ -1,0 +1,97 @@
+"""`multinic-ipam install`: apply the CRDs and both webhook configurations, idempotently."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "install",
+        help="apply the CRDs and the validating and mutating webhook configurations",
+        description=(
+            "Create or update the kubeovn.io CRDs (subnets, ips, ippools), Multus's "
+            "NetworkAttachmentDefinition CRD when the cluster has none, and the Validating- and "
+            "MutatingWebhookConfiguration `multinic-ipam` with the caBundle from --cert-dir. Running it "
+            "again changes nothing and says so; run it again after renewing the CA. kube-system and "
+            "the webhook's own namespace are excluded (labelled multinic-ipam.io/webhook=ignore); "
+            "on API servers 1.28 and later only pods carrying Multus or multinic annotations reach "
+            "the webhooks."
+        ),
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        type=Path,
+        help="kubeconfig of a cluster admin (default: $KUBECONFIG or ~/.kube/config, then in-cluster)",
+    )
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--url",
+        metavar="https://HOST:PORT",
+        help="the API server calls the webhook at this base address (+/validate, +/mutate); "
+        "for a webhook running outside the cluster, as `dev up` does",
+    )
+    where.add_argument(
+        "--service",
+        metavar="NAMESPACE/NAME",
+        help="the API server calls the webhook through this Service on port 443; its namespace "
+        "is excluded from admission so the webhook never guards its own pods",
+    )
+    parser.add_argument(
+        "--cert-dir",
+        required=True,
+        type=Path,
+        help="folder whose ca.crt (from `multinic-ipam certs`) becomes the webhooks' caBundle",
+    )
+    parser.set_defaults(func=run)
+
+
+def _api_client(kubeconfig: Path | None) -> Any:
+    from kubernetes import client, config
+
+    if kubeconfig is not None:
+        if not kubeconfig.is_file():
+            raise FileNotFoundError(f"--kubeconfig {kubeconfig} does not exist; give a kubeconfig file")
+        return config.new_client_from_config(config_file=str(kubeconfig))
+    try:
+        return config.new_client_from_config()
+    except config.ConfigException:
+        configuration = client.Configuration()
+        config.load_incluster_config(client_configuration=configuration)
+        return client.ApiClient(configuration)
+
+
+def run(args: argparse.Namespace) -> int:
+    from urllib3.exceptions import HTTPError
+
+    from webhook import install
+
+    try:
+        target = install.Target.parse(url=args.url, service=args.service)
+        install.read_ca_bundle(args.cert_dir)
+        api = _api_client(args.kubeconfig)
+    except (install.InstallError, FileNotFoundError) as error:
+        print(f"multinic-ipam install: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # the client's config errors have no common base worth naming
+        print(f"multinic-ipam install: cannot load a cluster configuration: {error}", file=sys.stderr)
+        return 2
+    try:
+        changes = install.install(api, target=target, cert_dir=args.cert_dir)
+    except install.InstallError as error:
+        print(f"multinic-ipam install: {error}", file=sys.stderr)
+        return 1
+    except HTTPError as error:
+        host = api.configuration.host
+        print(f"multinic-ipam install: cannot reach the API server at {host}: {error}", file=sys.stderr)
+        return 1
+    finally:
+        api.close()
+    for change in changes:
+        print(change)
+    if all(change.action == "unchanged" for change in changes):
+        print("nothing to change: already installed")
+    return 0
