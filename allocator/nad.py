@@ -120,17 +120,7 @@ def parse_nad(namespace: str, name: str, spec: Mapping[str, Any] | None) -> NadC
     expected = annotations.provider_for(name, namespace, ovn_type=mode == MODE_TYPE)
     provider = _provider(section.get("provider"), nad=nad, section=section_name, expected=expected, mode=mode)
     socket = _server_socket(section.get("server_socket"), nad=nad, section=section_name)
-    routes_value = section.get("routes")
-    try:
-        routes = (
-            ()
-            if routes_value is None
-            else annotations.route_list(
-                routes_value, where=f"{section_name} routes of {nad}", dst_required=False
-            )
-        )
-    except RoutesError as error:
-        raise InvalidConfig(str(error)) from None
+    routes = _routes(plugin, mode=mode, nad=nad, section=section_name)
     cni_version = conf.get("cniVersion")
     if cni_version is not None and not isinstance(cni_version, str):
         raise InvalidConfig(
@@ -190,6 +180,20 @@ def _provider(value: Any, *, nad: str, section: str, expected: str, mode: str) -
             actual=value if isinstance(value, str) else json.dumps(value),
         )
     return value
+
+
+def _routes(plugin: dict[str, Any], *, mode: str, nad: str, section: str) -> tuple[Route, ...]:
+    """The NAD's routes, from where the CNI plugin reads them: `ipam.routes`, or for a kube-ovn type
+    plugin its own `routes` (falling back to `ipam.routes`). CNI routes need a `dst`, and the plugin
+    rejects a route without one, so admission rejects it too."""
+    ipam = plugin.get("ipam") if isinstance(plugin.get("ipam"), dict) else {}
+    value = (plugin.get("routes") or ipam.get("routes")) if mode == MODE_TYPE else ipam.get("routes")
+    if value is None:
+        return ()
+    try:
+        return annotations.route_list(value, where=f"{section} routes of {nad}", dst_required=True)
+    except RoutesError as error:
+        raise InvalidConfig(str(error)) from None
 
 
 def _server_socket(value: Any, *, nad: str, section: str) -> str:

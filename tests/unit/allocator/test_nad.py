@@ -135,19 +135,27 @@ def test_type_kube_ovn_wins_over_its_own_ipam():
     assert nad.parse_nad("b", "a", spec).mode == "type"
 
 
-def test_ipam_routes_are_read_with_kube_ovn_semantics():
+def test_ipam_routes_normalise_host_bits():
     parsed = nad.parse_nad(
         "default",
         "macvlan",
         macvlan(
             provider="macvlan.default",
-            routes=[{"dst": "10.1.2.3/16", "gw": "172.17.0.1"}, {"gw": "172.17.0.1"}],
+            routes=[{"dst": "10.1.2.3/16", "gw": "172.17.0.1"}, {"dst": "0.0.0.0/0", "gw": "172.17.0.1"}],
         ),
     )
     assert parsed.routes == (
         Route(dst=netaddr.IPNetwork("10.1.0.0/16"), gw=netaddr.IPAddress("172.17.0.1")),
-        Route(dst=None, gw=netaddr.IPAddress("172.17.0.1")),
+        Route(dst=netaddr.IPNetwork("0.0.0.0/0"), gw=netaddr.IPAddress("172.17.0.1")),
     )
+
+
+def test_nad_routes_need_a_dst_as_the_cni_plugin_does():
+    spec = macvlan(provider="macvlan.default", routes=[{"gw": "172.17.0.1"}])
+    with pytest.raises(
+        nad.InvalidConfig, match=re.escape('has no dst; CNI routes need one, e.g. "0.0.0.0/0"')
+    ):
+        nad.parse_nad("default", "macvlan", spec)
 
 
 def test_type_mode_reads_top_level_routes():
@@ -155,6 +163,11 @@ def test_type_mode_reads_top_level_routes():
     assert [route.to_json() for route in nad.parse_nad("b", "a", spec).routes] == [
         {"dst": "fd00::/64", "gw": "fd01::1"}
     ]
+
+
+def test_type_mode_falls_back_to_ipam_routes():
+    spec = config(type="kube-ovn", provider="a.b.ovn", ipam={"routes": [{"dst": "10.0.0.0/8"}]})
+    assert [route.to_json() for route in nad.parse_nad("b", "a", spec).routes] == [{"dst": "10.0.0.0/8"}]
 
 
 @pytest.mark.parametrize("spec", [None, {}, {"config": None}, {"config": ""}, {"config": "  \n "}])
@@ -262,7 +275,7 @@ def test_relative_socket_in_type_mode():
         ),
         (macvlan(provider="macvlan.default", routes={"gw": "10.0.0.1"}), "not a list"),
         (
-            macvlan(provider="macvlan.default", routes=[{"gw": "bogus"}]),
+            macvlan(provider="macvlan.default", routes=[{"dst": "10.0.0.0/8", "gw": "bogus"}]),
             'has gw "bogus", which is not an IP address',
         ),
         (
