@@ -1,0 +1,1 @@
+"""Validating admission rules, one module per kind; `webhook.validate` dispatches to them."""

@@ -1,0 +1,299 @@
+"""Pod rules. CREATE: the networks parse, each NAD exists, and what the annotations ask of each
+kube-ovn attachment fits its Subnet: fixed addresses and MACs free (or this pod's own), pool
+entries inside, route gateways and default-route gateways inside. UPDATE: the allocation
+annotations are frozen except for the system's own identity, or anyone allowed to update a pod
+could point the CNI at another pod's address.
+
+The mutating webhook runs first: at CREATE the output annotations (`ip_address`, `allocated` …) and
+`multinic-ipam.io/reservation` are already there, and the IP objects labelled with that
+reservation are this pod's own, not a conflict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import netaddr
+
+from allocator import annotations as keys
+from allocator import mac, pools
+from allocator.errors import AllocatorError, ParseError, PoolSpecError, RoutesError
+from webhook import objects
+from webhook.rules import attachments, common
+from webhook.rules.attachments import Attachment
+from webhook.rules.subnetinfo import PRIMARY, SubnetInfo, address_set
+
+Owns = Callable[[Any], bool]  # does this IP object belong to the pod (or workload) under review?
+
+ALLOCATION_FIELDS = frozenset(keys.INPUT_FIELDS + keys.OUTPUT_FIELDS)
+_SUFFIX = ".kubernetes.io/"
+
+
+def check(context: common.Context) -> None:
+    if context.operation == "CREATE":
+        _check_create(context)
+    elif context.operation == "UPDATE":
+        _check_update(context)
+
+
+def _check_create(context: common.Context) -> None:
+    pod_meta = common.meta(context.obj)
+    annotations = common.string_annotations(pod_meta)
+    namespace = context.namespace
+    name = common.text(pod_meta.get("name")) or common.text(context.request.get("name"))
+    reservation = annotations.get(objects.RESERVATION_ANNOTATION, "")
+
+    def owns(ip_object: Any) -> bool:
+        labels = common.mapping(common.meta(ip_object).get("labels"))
+        if reservation and labels.get(objects.LABEL_RESERVATION) == reservation:
+            return True
+        body = common.spec(ip_object)
+        return bool(name) and body.get("namespace") == namespace and body.get("podName") == name
+
+    check_annotations(context, annotations, namespace=namespace, owns=owns)
+
+
+def check_annotations(
+    context: common.Context, annotations: Mapping[str, str], *, namespace: str, owns: Owns
+) -> list[Attachment]:
+    """Every CREATE rule on one set of pod annotations (a pod's or a pod template's)."""
+    found = attachments.resolve(context, annotations, namespace)
+    for attachment in found:
+        candidates = attachments.subnets(context, attachment, annotations, namespace)
+        fields = keys.provider_annotations(annotations, attachment.provider)
+        _check_addresses(context, attachment, candidates, fields, owns)
+        _check_mac(context, attachment, candidates, fields, owns)
+        _check_pool(context, attachment, candidates, fields)
+        _check_routes(attachment, candidates, fields)
+        _check_default_route(attachment, candidates)
+    _warn_unused_providers(context, annotations, found)
+    return found
+
+
+def _check_addresses(
+    context: common.Context,
+    attachment: Attachment,
+    candidates: list[SubnetInfo],
+    fields: Mapping[str, str],
+    owns: Owns,
+) -> None:
+    key = attachment.key(keys.IP_ADDRESS)
+    if keys.IP_ADDRESS in fields:
+        value = fields[keys.IP_ADDRESS]
+        try:
+            parts = keys.split_dual(value)
+        except ParseError as error:
+            raise common.invalid(f"{key} is not usable: {error}") from None
+        addresses = [_address(key, part) for part in parts]
+        if len(addresses) == 2 and addresses[0].version == addresses[1].version:
+            raise common.invalid(
+                f"{key} {common.quote(value)} gives two IPv{addresses[0].version} addresses; a dual-stack "
+                "value is one IPv4 and one IPv6 address, such as 172.17.0.100,fd00:10::100"
+            )
+        for address in addresses:
+            _check_claim(context, key, address, candidates, owns)
+    selection = attachment.selection
+    if selection is not None:
+        where = f"ips of {selection.key} in {keys.NETWORKS}"
+        for text in selection.ips:
+            _check_claim(context, where, netaddr.IPAddress(text.partition("/")[0]), candidates, owns)
+
+
+def _address(key: str, text: str) -> netaddr.IPAddress:
+    try:
+        return keys.parse_address(text)
+    except ValueError:
+        raise common.invalid(
+            f"{key} {common.quote(text)} is not an IP address; write one like 172.17.0.100 "
+            "(or \"IPv4,IPv6\" for dual stack)"
+        ) from None
+
+
+def _check_claim(
+    context: common.Context, where: str, address: netaddr.IPAddress, candidates: list[SubnetInfo], owns: Owns
+) -> None:
+    subnet = next((c for c in candidates if c.network_for(address) is not None), None)
+    if subnet is None:
+        raise common.invalid(
+            f"{where} {address} is outside {_describe(candidates)}; choose an address inside it"
+        )
+    reason = subnet.reserved_reason(address)
+    if reason:
+        raise common.invalid(f"{where} {address} is {reason}; choose another address")
+    holder = context.view.holder(subnet.name, str(address))
+    if holder is not None and not owns(holder):
+        raise common.conflict(
+            f"{address} is held by {common.describe_holder(holder)}; choose a free address of Subnet "
+            f"{subnet.name} or delete that pod first"
+        )
+
+
+def _check_mac(
+    context: common.Context,
+    attachment: Attachment,
+    candidates: list[SubnetInfo],
+    fields: Mapping[str, str],
+    owns: Owns,
+) -> None:
+    wanted = []
+    if keys.MAC_ADDRESS in fields:
+        wanted.append((attachment.key(keys.MAC_ADDRESS), fields[keys.MAC_ADDRESS]))
+    if attachment.selection is not None and attachment.selection.mac:
+        wanted.append((f"mac of {attachment.selection.key} in {keys.NETWORKS}", attachment.selection.mac))
+    for where, text in wanted:
+        try:
+            normal = mac.normalise_mac(text)
+        except AllocatorError as error:
+            raise common.invalid(f"{where} is not usable: {error}") from None
+        for subnet in candidates:
+            for ip_object in context.view.ip_objects(subnet.name):
+                if _same_mac(ip_object, normal) and not owns(ip_object):
+                    raise common.conflict(
+                        f"MAC {normal} from {where} is held by {common.describe_holder(ip_object)} in "
+                        f"Subnet {subnet.name}; choose another MAC or leave it out to get a random one"
+                    )
+
+
+def _same_mac(ip_object: Any, normal: str) -> bool:
+    held = common.text(common.spec(ip_object).get("macAddress"))
+    if not held:
+        return False
+    try:
+        return mac.normalise_mac(held) == normal
+    except AllocatorError:
+        return False
+
+
+def _check_pool(
+    context: common.Context, attachment: Attachment, candidates: list[SubnetInfo], fields: Mapping[str, str]
+) -> None:
+    if keys.IP_POOL not in fields:
+        return
+    key = attachment.key(keys.IP_POOL)
+    try:
+        pool = pools.parse_ip_pool(fields[keys.IP_POOL])
+    except PoolSpecError as error:
+        raise common.invalid(f"{key} is not usable: {error}") from None
+    if pool.ippool_name is not None:
+        obj = context.view.ippool(pool.ippool_name)
+        if obj is None:
+            raise common.invalid(
+                f"IPPool {pool.ippool_name}, named by {key}, does not exist; create it or list addresses "
+                "like 172.17.0.200,172.17.0.201"
+            )
+        subnet_name = common.text(common.spec(obj).get("subnet"))
+        if subnet_name not in {c.name for c in candidates}:
+            raise common.invalid(
+                f"IPPool {pool.ippool_name}, named by {key}, belongs to Subnet {subnet_name or '(none)'}, "
+                f"but this attachment draws from {_describe(candidates)}; name a pool of that Subnet"
+            )
+        return
+    for entry in pool.entries:
+        for text in entry:
+            address = netaddr.IPAddress(text)
+            subnet = next((c for c in candidates if c.network_for(address) is not None), None)
+            reason = subnet.reserved_reason(address) if subnet else f"outside {_describe(candidates)}"
+            if reason:
+                raise common.invalid(f"{key} entry {address} is {reason}; list only usable addresses of it")
+
+
+def pool_size(context: common.Context, value: str) -> int | None:
+    """How many pods an `ip_pool` value can serve (None when it does not parse)."""
+    try:
+        pool = pools.parse_ip_pool(value)
+    except PoolSpecError:
+        return None
+    if pool.ippool_name is None:
+        return len(pool.entries)
+    obj = context.view.ippool(pool.ippool_name)
+    if obj is None:
+        return None
+    entries = common.spec(obj).get("ips")
+    return address_set(entries if isinstance(entries, list) else []).size
+
+
+def _check_routes(attachment: Attachment, candidates: list[SubnetInfo], fields: Mapping[str, str]) -> None:
+    if keys.ROUTES not in fields:
+        return
+    key = attachment.key(keys.ROUTES)
+    try:
+        routes = keys.parse_routes(fields[keys.ROUTES])
+    except RoutesError as error:
+        raise common.invalid(f"{key} is not usable: {error}") from None
+    for route in routes:
+        if route.gw is None or _inside(route.gw, candidates):
+            continue
+        target = "the default route" if route.is_default else f"the route to {route.dst}"
+        raise common.invalid(
+            f"{target} in {key} goes via {route.gw}, outside {_describe(candidates)}; "
+            "use a gateway inside the Subnet"
+        )
+
+
+def _check_default_route(attachment: Attachment, candidates: list[SubnetInfo]) -> None:
+    selection = attachment.selection
+    if selection is None:
+        return
+    for text in selection.default_route:
+        gateway = netaddr.IPAddress(text)
+        if not _inside(gateway, candidates):
+            same_family = (str(g) for c in candidates for g in c.gateways if g.version == gateway.version)
+            example = next(same_family, "")
+            hint = f", such as its gateway {example}" if example else ""
+            raise common.invalid(
+                f"default-route gateway {gateway} of {selection.key} in {keys.NETWORKS} is outside "
+                f"{_describe(candidates)}; use an address inside it{hint}"
+            )
+
+
+def _inside(address: netaddr.IPAddress, candidates: list[SubnetInfo]) -> bool:
+    return any(c.network_for(address) is not None for c in candidates)
+
+
+def _describe(candidates: list[SubnetInfo]) -> str:
+    return " and ".join(f"Subnet {c.name} ({c.cidr_text})" for c in candidates) or "every Subnet"
+
+
+def _warn_unused_providers(
+    context: common.Context, annotations: Mapping[str, str], found: list[Attachment]
+) -> None:
+    used = {a.provider for a in found} | {PRIMARY}
+    for key in sorted(annotations):
+        provider, sep, field = key.rpartition(_SUFFIX)
+        if sep and provider and field in keys.INPUT_FIELDS and provider not in used:
+            context.warn(
+                f"{key} is ignored: no network of this pod uses provider {provider} with kube-ovn IPAM"
+            )
+            return
+
+
+def allocation_keys(annotations: Mapping[str, str], *, manage_primary: bool) -> set[str]:
+    """The annotations that decide a pod's addresses (inputs, outputs, networks, reservation)."""
+    found = {objects.RESERVATION_ANNOTATION, keys.NETWORKS, keys.DEFAULT_NETWORK} & set(annotations)
+    for key in annotations:
+        provider, sep, field = key.rpartition(_SUFFIX)
+        if sep and provider and field in ALLOCATION_FIELDS and (manage_primary or provider != PRIMARY):
+            found.add(key)
+    return found
+
+
+def _check_update(context: common.Context) -> None:
+    if context.username in context.system_users:
+        return
+    new = common.string_annotations(common.meta(context.obj))
+    old = common.string_annotations(common.meta(context.old))
+    manage_primary = attachments.default_primary_subnet(context) is not None
+    watched = allocation_keys(new, manage_primary=manage_primary) | allocation_keys(
+        old, manage_primary=manage_primary
+    )
+    changed = sorted(key for key in watched if new.get(key) != old.get(key))
+    if not changed:
+        return
+    key = changed[0]
+    was = common.quote(old[key]) if key in old else "unset"
+    now = common.quote(new[key]) if key in new else "removed"
+    raise common.AdmissionError(
+        f"annotation {key} decides the pod's addresses and cannot change after creation (was {was}, "
+        f"now {now}); delete the pod and create it with the new value"
+    )

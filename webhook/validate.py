@@ -1,0 +1,46 @@
+"""Validating admission: `review(request, *, view) -> Verdict`, pure over the request and a
+`ClusterView`.
+
+Each kind has its rules in `webhook.rules.<kind>`; a rule raises `AdmissionError` with one sentence
+(what is wrong, the offending value, what would be accepted) or records warnings for what is
+allowed but dubious. Kinds we have no rules for are allowed untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from webhook.reviews import AdmissionRequest, Verdict
+from webhook.rules import common, ippools, nads, pods, subnets, workloads
+from webhook.view import ClusterView
+
+Rule = Callable[[common.Context], None]
+
+RULES: dict[tuple[str, str], Rule] = {
+    ("k8s.cni.cncf.io", "NetworkAttachmentDefinition"): nads.check,
+    ("kubeovn.io", "Subnet"): subnets.check,
+    ("kubeovn.io", "IPPool"): ippools.check,
+    ("", "Pod"): pods.check,
+    **{(group, kind): workloads.check for group, kind in workloads.KINDS},
+}
+
+
+def review(
+    request: AdmissionRequest, *, view: ClusterView, system_users: frozenset[str] = frozenset()
+) -> Verdict:
+    """Decide one admission request.
+
+    `system_users` are the usernames (the webhook's own service account,
+    `system:serviceaccount:<ns>:<sa>`) allowed to change a pod's allocation annotations after
+    creation; everyone else is refused, or they could point the CNI at another pod's address.
+    """
+    context = common.Context(request, view=view, system_users=system_users)
+    kind = common.mapping(context.request.get("kind"))
+    rule = RULES.get((common.text(kind.get("group")), common.text(kind.get("kind"))))
+    if rule is None:
+        return Verdict.allow()
+    try:
+        rule(context)
+    except common.AdmissionError as denial:
+        return Verdict.deny(str(denial), code=denial.code)
+    return Verdict.allow(warnings=context.warnings)
