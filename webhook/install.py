@@ -181,26 +181,25 @@ def pod_match_expression() -> str:
     """CEL for matchConditions: pods (new or old object) and pod templates carrying our annotations.
 
     Anything that is not a pod or a workload (NADs, Subnets, IPPools) always matches. The old pod
-    counts too, so removing our annotations from a pod is still reviewed.
+    counts too, so removing our annotations from a pod is still reviewed. Guards use
+    `request.operation` rather than `object != null`: pods and workloads are only registered for
+    CREATE and UPDATE, and a comparison with null is what older CEL evaluators trip over (an error
+    in a match condition would fall back to failurePolicy, which is Fail).
     """
-    pod = f"(object != null && {_annotations_ours('object.metadata')})"
-    old_pod = f"(oldObject != null && {_annotations_ours('oldObject.metadata')})"
+    pod = _annotations_ours("object.metadata")
+    old_pod = f"(request.operation == 'UPDATE' && {_annotations_ours('oldObject.metadata')})"
     template = "object.spec.template"
-    workload = (
-        f"(has({template}) && has({template}.metadata) && "
-        f"{_annotations_ours(template + '.metadata')})"
-    )
-    cron_template = "object.spec.jobTemplate.spec.template"
+    workload = f"(has({template}) && has({template}.metadata) && {_annotations_ours(template + '.metadata')})"
+    cron = "object.spec.jobTemplate"
     cronjob = (
-        "(has(object.spec.jobTemplate) && has(object.spec.jobTemplate.spec) && "
-        f"has({cron_template}) && has({cron_template}.metadata) && "
-        f"{_annotations_ours(cron_template + '.metadata')})"
+        f"(has({cron}) && has({cron}.spec) && has({cron}.spec.template) && "
+        f"has({cron}.spec.template.metadata) && {_annotations_ours(cron + '.spec.template.metadata')})"
     )
-    templated = ", ".join(f"'{name}'" for name in WORKLOAD_RESOURCES["apps"] + ("jobs",))
+    templated = ", ".join(f"'{name}'" for name in (*WORKLOAD_RESOURCES["apps"], "jobs"))
     return (
         f"request.resource.resource == 'pods' ? ({pod} || {old_pod}) : "
-        f"request.resource.resource == 'cronjobs' ? (object == null || {cronjob}) : "
-        f"request.resource.resource in [{templated}] ? (object == null || {workload}) : true"
+        f"request.resource.resource == 'cronjobs' ? {cronjob} : "
+        f"request.resource.resource in [{templated}] ? {workload} : true"
     )
 
 
