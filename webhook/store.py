@@ -1,0 +1,724 @@
+"""The Kubernetes-backed store: IP objects are the locks, the allocator picks the candidates.
+
+Every process keeps one `allocator.Subnet` per Subnet, rebuilt from the cache and kept in step
+with the cached IP objects. It only proposes addresses: an address is held when `create` of its
+deterministically named IP object succeeds. A lost race (`AlreadyExists`) marks the address taken
+and the next candidate is tried, so several processes and replicas never hand out one address twice,
+and a restart rebuilds everything from the API server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import ipaddress
+import secrets
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from allocator import errors, pools
+from allocator.mac import normalise_mac
+from allocator.subnet import Subnet, SubnetSpec
+from webhook import objects
+from webhook.cache import Object, ObjectCache
+from webhook.kubeapi import AlreadyExists, Api, ApiError, Conflict, KubernetesApi, NotFound
+from webhook.view import ClusterView
+
+# When the reservation was made or last taken over (epoch seconds): the Lifecycle's grace period
+# for pods that never come to exist counts from here (a taken-over object keeps its old creationTimestamp).
+RESERVED_AT_ANNOTATION = "multinic-ipam.io/reserved-at"
+UNKNOWN_OWNER = "?"  # a lost race: held by someone this process has not heard of yet
+MAX_TRIES = 64
+
+
+class TryAgain(errors.AllocatorError):
+    """Too many lost races in a row, or the API server failed: the client should retry."""
+
+
+def new_token() -> str:
+    """A random reservation token: pod annotation and IP object label alike."""
+    return secrets.token_hex(8)
+
+
+@dataclass(frozen=True)
+class PodIdentity:
+    """Who asks: the pod being admitted, as far as it is known at admission."""
+
+    namespace: str
+    name: str  # "" for a generateName pod
+    generate_name: str = ""
+    owner_kind: str = ""  # controller kind: StatefulSet, ReplicaSet, …
+    owner_uid: str = ""  # the StatefulSet's UID for StatefulSet pods
+    token: str = field(default_factory=new_token)
+
+    @property
+    def shown(self) -> str:
+        return f"{self.namespace}/{self.name or self.generate_name + '*'}"
+
+    def owner(self, provider: str, interface: str) -> str:
+        """The allocator's owner string: `<ns>/<pod or generateName>/<provider>/<ifname>#<token>`."""
+        return f"{self.namespace}/{self.name or self.generate_name}/{provider}/{interface}#{self.token}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What one attachment asks of one subnet."""
+
+    subnet: str
+    provider: str
+    interface: str
+    fixed: tuple[str, ...] = ()  # exact addresses (one per family)
+    pool: tuple[tuple[str, ...], ...] = ()  # `ip_pool` entries, each one address per family
+    ippool: str = ""  # or an IPPool by name
+    ordinal: int | None = None  # StatefulSet ordinal, for pool entry choice
+    mac: str | None = None
+
+
+@dataclass(frozen=True)
+class Held:
+    """What a claim got: addresses (one per family, v4 first), MAC and the IP objects locking them."""
+
+    subnet: str
+    provider: str
+    interface: str
+    addresses: tuple[str, ...]
+    mac: str
+    names: tuple[str, ...] = ()  # IP objects this request created or took over
+    created: tuple[str, ...] = ()  # of those, the ones it created (deleted again on rollback)
+
+
+def owner_of(ip: Object) -> str:
+    """The allocator owner string an IP object stands for (matches `PodIdentity.owner`)."""
+    spec = ip.get("spec") or {}
+    token = ((ip.get("metadata") or {}).get("labels") or {}).get(objects.LABEL_RESERVATION, "")
+    pod = spec.get("podName") or spec.get("generateName") or ""
+    return f"{spec.get('namespace', '')}/{pod}/{spec.get('provider', '')}/{spec.get('interface', '')}#{token}"
+
+
+def _name(obj: Object) -> str:
+    return (obj.get("metadata") or {}).get("name", "")
+
+
+def address_of(ip: Object) -> str:
+    spec = ip.get("spec") or {}
+    return spec.get("v4IPAddress") or spec.get("v6IPAddress") or spec.get("ipAddress") or ""
+
+
+def token_of(obj: Object) -> str:
+    meta = obj.get("metadata") or {}
+    return (meta.get("labels") or {}).get(objects.LABEL_RESERVATION, "") or (
+        meta.get("annotations") or {}
+    ).get(objects.RESERVATION_ANNOTATION, "")
+
+
+def holder_text(ip: Object) -> str:
+    """`pod ns/name` (or `ns/generateName*`) for a refusal message."""
+    spec = ip.get("spec") or {}
+    pod = spec.get("podName") or (spec.get("generateName", "") + "*")
+    return f"pod {spec.get('namespace', '')}/{pod}"
+
+
+class _SubnetState:
+    """One subnet's allocator, its lock and the raw spec it was built from."""
+
+    def __init__(self, name: str, spec: Object) -> None:
+        self.raw = dict(spec)
+        self.spec = SubnetSpec.parse(name, spec)
+        self.families = tuple(cidr.version for cidr in self.spec.cidrs)
+        self.allocator = Subnet(self.spec)
+        self.lock = threading.RLock()
+        self.mac_refs: dict[str, set[str]] = defaultdict(set)
+
+
+class Store(ClusterView):
+    """A `ClusterView` that can also hold and free addresses in the API server."""
+
+    def __init__(
+        self,
+        cache: ObjectCache,
+        api_client: object | None = None,
+        *,
+        api: Api | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(cache)
+        if api is None:
+            api = KubernetesApi(api_client)
+        self.api = api
+        self.clock = clock
+        self._states: dict[str, _SubnetState] = {}
+        self._broken: dict[str, str] = {}  # subnet → why its spec cannot be used
+        self._guard = threading.RLock()
+        self._by_identity: dict[tuple[str, str, str, str], set[str]] = defaultdict(set)
+        self._by_token: dict[str, set[str]] = defaultdict(set)
+        self._pods_by_token: dict[str, tuple[str, str]] = {}
+        self._indexed: dict[str, tuple[tuple[str, str, str, str] | None, str]] = {}
+        cache.subscribe(objects.SUBNETS, self._on_subnet)
+        cache.subscribe(objects.IPS, self._on_ip)
+        cache.subscribe(objects.PODS, self._on_pod)
+
+    # ---- indexes fed by the cache ------------------------------------------------------------
+
+    def _on_subnet(self, event: str, subnet: Object) -> None:
+        name = (subnet.get("metadata") or {}).get("name", "")
+        spec = subnet.get("spec") or {}
+        with self._guard:
+            current = self._states.get(name)
+            if event == "DELETED":
+                self._states.pop(name, None)
+                self._broken.pop(name, None)
+                return
+            if current is not None and current.raw == spec:
+                return
+            try:
+                state = _SubnetState(name, spec)
+            except errors.AllocatorError as error:
+                self._states.pop(name, None)
+                self._broken[name] = str(error)
+                return
+            self._broken.pop(name, None)
+            # Published while its lock is held, so no reserve sees it before the held addresses are in.
+            state.lock.acquire()
+            self._states[name] = state
+        try:
+            for ip in self.ip_objects(name):
+                self._hold(state, ip)
+        finally:
+            state.lock.release()
+
+    def _on_ip(self, event: str, ip: Object) -> None:
+        name = _name(ip)
+        spec = ip.get("spec") or {}
+        identity = (spec.get("namespace", ""), spec.get("podName", ""), spec.get("provider", ""),
+                    spec.get("interface", ""))
+        token = token_of(ip)
+        with self._guard:
+            old_identity, old_token = self._indexed.pop(name, (None, ""))
+            if old_identity is not None:
+                self._discard(self._by_identity, old_identity, name)
+            if old_token:
+                self._discard(self._by_token, old_token, name)
+            if event != "DELETED":
+                self._indexed[name] = (identity if identity[1] else None, token)
+                if identity[1]:
+                    self._by_identity[identity].add(name)
+                if token:
+                    self._by_token[token].add(name)
+            state = self._states.get(spec.get("subnet", ""))
+        if state is None:
+            return
+        with state.lock:
+            if event == "DELETED":
+                self._unhold(state, ip)
+            else:
+                self._hold(state, ip)
+
+    @staticmethod
+    def _discard(index: dict, key: object, name: str) -> None:
+        names = index.get(key)
+        if names is not None:
+            names.discard(name)
+            if not names:
+                del index[key]
+
+    def _on_pod(self, event: str, pod: Object) -> None:
+        meta = pod.get("metadata") or {}
+        token = (meta.get("annotations") or {}).get(objects.RESERVATION_ANNOTATION)
+        if not token:
+            return
+        with self._guard:
+            if event == "DELETED":
+                self._pods_by_token.pop(token, None)
+            else:
+                self._pods_by_token[token] = (meta.get("namespace", ""), meta.get("name", ""))
+
+    def _hold(self, state: _SubnetState, ip: Object) -> None:
+        """Record a cached IP object in the allocator (idempotent; its owner wins over a guess)."""
+        address, owner = address_of(ip), owner_of(ip)
+        alloc = state.allocator
+        if address and state.spec.contains(address):
+            current = alloc.holder(address)
+            if current not in (None, owner):
+                alloc.release(address)
+            alloc.mark_held(owner, address)
+        mac = (ip.get("spec") or {}).get("macAddress")
+        if mac:
+            with contextlib.suppress(errors.AllocatorError):
+                normal = normalise_mac(mac)
+                try:
+                    alloc.mark_mac_held(owner, normal)
+                except errors.AddressConflict:  # a guess of this process loses to the object
+                    alloc.release_mac(normal)
+                    alloc.mark_mac_held(owner, normal)
+                state.mac_refs[normal].add(_name(ip))
+
+    def _unhold(self, state: _SubnetState, ip: Object) -> None:
+        address, owner = address_of(ip), owner_of(ip)
+        alloc = state.allocator
+        with contextlib.suppress(errors.AllocatorError):
+            if address and alloc.holder(address) in (owner, UNKNOWN_OWNER):
+                alloc.release(address)
+        mac = (ip.get("spec") or {}).get("macAddress")
+        if not mac:
+            return
+        with contextlib.suppress(errors.AllocatorError):
+            mac = normalise_mac(mac)
+            refs = state.mac_refs.get(mac)
+            if refs is not None:
+                refs.discard(_name(ip))
+                if not refs:
+                    del state.mac_refs[mac]
+                    alloc.release_mac(mac)
+
+    # ---- lookups --------------------------------------------------------------------------------
+
+    def state(self, subnet: str) -> _SubnetState:
+        """The allocator state of `subnet`; a cache miss is answered by a live read (just created)."""
+        with self._guard:
+            state = self._states.get(subnet)
+            broken = self._broken.get(subnet)
+        if state is None and broken is None and self.subnet(subnet) is None:
+            live = self._live(objects.SUBNETS, subnet)
+            if live is not None and self.subnet(subnet) is None:
+                self.cache.put(objects.SUBNETS, live)
+            with self._guard:
+                state = self._states.get(subnet)
+                broken = self._broken.get(subnet)
+        if broken is not None:
+            raise errors.InvalidCIDR(broken)
+        if state is None:
+            raise errors.AllocatorError(
+                f"subnet {subnet!r} does not exist; create it or name an existing Subnet"
+            )
+        return state
+
+    def spec_of(self, subnet: str) -> SubnetSpec:
+        return self.state(subnet).spec
+
+    def fetch_nad(self, namespace: str, name: str) -> Object | None:
+        """The NAD from the cache, or live when the cache has not seen it yet."""
+        nad = self.nad(namespace, name)
+        if nad is None:
+            nad = self._live(objects.NADS, name, namespace)
+            if nad is not None and self.nad(namespace, name) is None:
+                self.cache.put(objects.NADS, nad)
+        return nad
+
+    def subnets_for(self, provider: str) -> list[Object]:
+        """Subnets bound to `provider`; on a miss the Subnets are relisted once (cache lag)."""
+        found = self.subnets_for_provider(provider)
+        if not found:
+            try:
+                live = self.api.list(objects.SUBNETS)
+            except ApiError:
+                live = []
+            for subnet in live:
+                if self.subnet(subnet["metadata"]["name"]) is None:
+                    self.cache.put(objects.SUBNETS, subnet)
+            found = self.subnets_for_provider(provider)
+        return found
+
+    def reservation_objects(self, token: str) -> list[Object]:
+        with self._guard:
+            names = sorted(self._by_token.get(token, ()))
+        return [ip for ip in (self.ip_object(n) for n in names) if ip is not None]
+
+    def identity_objects(self, namespace: str, pod: str, provider: str, interface: str) -> list[Object]:
+        """IP objects of an earlier incarnation of a named pod's attachment (StatefulSet reuse)."""
+        with self._guard:
+            names = sorted(self._by_identity.get((namespace, pod, provider, interface), ()))
+        return [ip for ip in (self.ip_object(n) for n in names) if ip is not None]
+
+    def pod_for_token(self, token: str) -> Object | None:
+        with self._guard:
+            where = self._pods_by_token.get(token)
+        return self.pod(*where) if where else None
+
+    def _live(self, kind: str, name: str, namespace: str = "") -> Object | None:
+        try:
+            return self.api.read(kind, name, namespace)
+        except ApiError:
+            return None
+
+    # ---- checks before anything is locked -----------------------------------------------------
+
+    def check(self, pod: PodIdentity, claim: Claim) -> None:
+        """Raise the refusal `reserve` would end with, without holding anything."""
+        state = self.state(claim.subnet)
+        if self._reusable(pod, claim):
+            return
+        owner = pod.owner(claim.provider, claim.interface)
+        with state.lock:
+            alloc = state.allocator
+            if claim.mac:
+                self._check_mac(state, owner, claim.mac)
+            if claim.fixed:
+                self._check_fixed(state, pod, claim)
+            elif claim.pool or claim.ippool:
+                self._pool_candidate(state, pod, claim, alloc)
+            else:
+                usage = alloc.usage()
+                for family in state.families:
+                    if getattr(usage, f"v{family}_available") == 0:
+                        alloc.allocate(owner, family)  # raises the subnet's exhaustion sentence
+
+    def _check_fixed(self, state: _SubnetState, pod: PodIdentity, claim: Claim) -> None:
+        owner = pod.owner(claim.provider, claim.interface)
+        families = [ipaddress.ip_address(a).version for a in claim.fixed]
+        if len(set(families)) != len(families):
+            raise errors.InvalidAddress(
+                f"{','.join(claim.fixed)} names two IPv{families[0]} addresses; give at most one per family"
+            )
+        missing = set(state.families) - set(families)
+        if missing:
+            raise errors.InvalidAddress(
+                f"subnet {claim.subnet} is dual-stack ({state.spec.cidr_block}) but {','.join(claim.fixed)} "
+                f"has no IPv{missing.pop()} address; write \"ipv4,ipv6\""
+            )
+        for address in claim.fixed:
+            holder = self.holder(claim.subnet, address)
+            if holder is not None and not self._may_take_over(pod, holder):
+                raise _held_by(address, holder, claim.subnet)
+            if holder is None:
+                try:
+                    state.allocator.check_claim(owner, address)
+                except errors.AddressConflict:
+                    if state.allocator.holder(address) != UNKNOWN_OWNER:
+                        raise
+                    raise TryAgain(
+                        f"{address} was just taken in subnet {claim.subnet}; retry to learn by whom"
+                    ) from None
+
+    def _check_mac(self, state: _SubnetState, owner: str, mac: str) -> str:
+        try:
+            return state.allocator.check_mac(owner, mac)
+        except errors.AddressConflict as error:
+            raise errors.AddressConflict(
+                f"MAC {_normal_mac(mac)} is held by {_owner_pod(error.holder or '')} in subnet "
+                f"{state.spec.name}; choose another MAC or omit it to get a random one",
+                holder=error.holder,
+            ) from None
+
+    # ---- reserving ---------------------------------------------------------------------------
+
+    def reserve(self, pod: PodIdentity, claim: Claim, *, dry_run: bool = False) -> Held:
+        """Hold what `claim` asks for, confirmed by IP object creates; nothing durable when dry_run."""
+        state = self.state(claim.subnet)
+        if self._reusable(pod, claim):
+            previous = self.identity_objects(pod.namespace, pod.name, claim.provider, claim.interface)
+            if dry_run:
+                return self._held(claim, previous, names=(), created=())
+            reused = self._reuse(pod, claim, previous)
+            if reused is not None:
+                return reused
+        if dry_run:
+            return self._plan(state, pod, claim)
+        owner = pod.owner(claim.provider, claim.interface)
+        for _ in range(MAX_TRIES):
+            with state.lock:
+                addresses = self._candidate(state, pod, claim, state.allocator)
+                mac = self._mac(state, owner, claim)
+            held = self._lock(state, pod, claim, addresses, mac)
+            if held is not None:
+                return held
+            if claim.fixed:
+                holder = next(filter(None, (self.holder(claim.subnet, a) for a in claim.fixed)), None)
+                if holder is None:
+                    raise TryAgain(f"{','.join(claim.fixed)} was just taken; retry to learn by whom")
+                raise _held_by(','.join(claim.fixed), holder, claim.subnet)
+        self._release_mac(state, owner)
+        raise TryAgain(
+            f"lost {MAX_TRIES} races for an address of subnet {claim.subnet} in a row; "
+            "the pod creation can simply be retried"
+        )
+
+    def _plan(self, state: _SubnetState, pod: PodIdentity, claim: Claim) -> Held:
+        """What a real reserve would pick, worked out on a scratch copy of the allocator."""
+        owner = pod.owner(claim.provider, claim.interface)
+        with state.lock:
+            scratch = copy.deepcopy(state.allocator)
+        addresses = self._candidate(state, pod, claim, scratch)
+        mac = _normal_mac(claim.mac) if claim.mac else scratch.allocate_mac(owner)
+        return Held(claim.subnet, claim.provider, claim.interface, addresses, mac)
+
+    def _candidate(
+        self, state: _SubnetState, pod: PodIdentity, claim: Claim, alloc: Subnet
+    ) -> tuple[str, ...]:
+        """The next address tuple (one per family) to try, held in `alloc` for the owner."""
+        owner = pod.owner(claim.provider, claim.interface)
+        if claim.fixed:
+            for address in claim.fixed:
+                if alloc.holder(address) not in (None, owner):
+                    alloc.release(address)  # a stale or unknown holder: the create decides
+                alloc.claim(owner, address)
+            return _ordered(claim.fixed)
+        if claim.pool or claim.ippool:
+            entry = self._pool_candidate(state, pod, claim, alloc)
+            for address in entry:
+                if alloc.holder(address) not in (None, owner):
+                    alloc.release(address)  # held for this pod name by a gone pod: taken over
+                alloc.claim(owner, address)
+            return _ordered(entry)
+        return tuple(str(a) for a in alloc.allocate_all(owner))
+
+    def _pool_candidate(
+        self, state: _SubnetState, pod: PodIdentity, claim: Claim, alloc: Subnet
+    ) -> tuple[str, ...]:
+        """The pool entry to try next; raises `PoolExhausted` naming the pool when none is free."""
+        owner = pod.owner(claim.provider, claim.interface)
+        entries = claim.pool or self._ippool_entries(claim.ippool)
+
+        def is_free(entry: tuple[str, ...]) -> bool:
+            for address in entry:
+                holder = self.holder(claim.subnet, address)
+                if holder is not None:
+                    if not self._may_take_over(pod, holder):
+                        return False
+                elif alloc.holder(address) not in (None, owner):
+                    return False
+            return True
+
+        if not claim.ippool:
+            return pools.choose_entry(entries, ordinal=claim.ordinal, is_free=is_free)
+        try:
+            return pools.choose_entry(entries, ordinal=None, is_free=is_free)
+        except errors.PoolExhausted:
+            raise errors.PoolExhausted(self._pool_exhausted(claim)) from None
+
+    def _ippool_entries(self, name: str) -> tuple[tuple[str, ...], ...]:
+        pool = self.ippool(name) or {}
+        return tuple((address,) for address in _expand(list((pool.get("spec") or {}).get("ips") or [])))
+
+    def _mac(self, state: _SubnetState, owner: str, claim: Claim) -> str:
+        if claim.mac:
+            self._check_mac(state, owner, claim.mac)
+            return state.allocator.claim_mac(owner, claim.mac)
+        return state.allocator.allocate_mac(owner)
+
+    def _release_mac(self, state: _SubnetState, owner: str) -> None:
+        with state.lock:
+            mac = state.allocator.mac_of(owner)
+            if mac is not None and mac not in state.mac_refs:
+                state.allocator.release_mac(mac)
+
+    def _lock(
+        self, state: _SubnetState, pod: PodIdentity, claim: Claim, addresses: tuple[str, ...], mac: str
+    ) -> Held | None:
+        """Create one IP object per address; all or none. None when a race was lost."""
+        owner = pod.owner(claim.provider, claim.interface)
+        names: list[str] = []
+        created: list[str] = []
+        for index, address in enumerate(addresses):
+            name = objects.ip_object_name(claim.subnet, address)
+            body = self._body(pod, claim, address, mac)
+            try:
+                obj = self.api.create_ip(body)
+                created.append(name)
+            except AlreadyExists:
+                obj = self._take_over(pod, name, body)
+                if obj is None:
+                    self._mark_unknown(state, address, owner)
+                    self._undo(state, owner, names, created, addresses[index + 1 :])
+                    return None
+            except ApiError as error:
+                self._undo(state, owner, names, created, addresses[index:])
+                raise TryAgain(
+                    f"the API server refused to record {address} ({error}); retry the pod"
+                ) from None
+            names.append(name)
+            self.cache.put(objects.IPS, obj)
+        return Held(
+            claim.subnet, claim.provider, claim.interface, addresses, mac, tuple(names), tuple(created)
+        )
+
+    def _undo(
+        self, state: _SubnetState, owner: str, names: list[str], created: list[str], pending: tuple[str, ...]
+    ) -> None:
+        """Give back what one failed attempt holds: its created objects and its local marks."""
+        for name in created:
+            self.delete(name)
+        with state.lock:
+            for address in pending:
+                if state.allocator.holder(address) == owner:
+                    state.allocator.release(address)
+        self._release_mac(state, owner)
+
+    def _body(self, pod: PodIdentity, claim: Claim, address: str, mac: str) -> Object:
+        version = ipaddress.ip_address(address).version
+        return {
+            "apiVersion": objects.API_VERSION,
+            "kind": "IP",
+            "metadata": {
+                "name": objects.ip_object_name(claim.subnet, address),
+                "labels": {
+                    objects.LABEL_SUBNET: claim.subnet,
+                    objects.LABEL_POD_NAMESPACE: pod.namespace,
+                    objects.LABEL_RESERVATION: pod.token,
+                },
+                "annotations": {RESERVED_AT_ANNOTATION: f"{self.clock():.3f}"},
+            },
+            "spec": {
+                "subnet": claim.subnet,
+                "provider": claim.provider,
+                "ipAddress": address,
+                f"v{version}IPAddress": address,
+                "macAddress": mac,
+                "namespace": pod.namespace,
+                "podName": pod.name,
+                "generateName": pod.generate_name,
+                "podUID": "",
+                "podType": pod.owner_kind,
+                "ownerUID": pod.owner_uid,
+                "interface": claim.interface,
+            },
+        }
+
+    def _take_over(self, pod: PodIdentity, name: str, body: Object) -> Object | None:
+        """Relabel an IP object left by an earlier pod of the same name (gone), guarded by resourceVersion."""
+        existing = self._live(objects.IPS, name)
+        if existing is None or not self._may_take_over(pod, existing, live=True):
+            return None
+        patch = {
+            "metadata": {
+                "resourceVersion": existing["metadata"].get("resourceVersion"),
+                "labels": body["metadata"]["labels"],
+                "annotations": body["metadata"]["annotations"],
+            },
+            "spec": body["spec"],
+        }
+        try:
+            return self.api.patch_ip(name, patch)
+        except (Conflict, NotFound):
+            return None
+
+    def _may_take_over(self, pod: PodIdentity, holder: Object, *, live: bool = False) -> bool:
+        """An address held for this very pod name whose earlier pod is gone may pass to the new one."""
+        spec = holder.get("spec") or {}
+        if not pod.name or (spec.get("namespace"), spec.get("podName")) != (pod.namespace, pod.name):
+            return False
+        if token_of(holder) == pod.token:
+            return True
+        if spec.get("podType") == "StatefulSet" and pod.owner_kind == "StatefulSet":
+            return True
+        if live:
+            current = self._live(objects.PODS, pod.name, pod.namespace)
+        else:
+            current = self.pod(pod.namespace, pod.name)
+        return current is None or token_of(current) != token_of(holder)
+
+    def _reusable(self, pod: PodIdentity, claim: Claim) -> bool:
+        """A StatefulSet pod whose earlier incarnation's addresses (same subnet, same wish) remain."""
+        if pod.owner_kind != "StatefulSet" or not pod.name:
+            return False
+        previous = self.identity_objects(pod.namespace, pod.name, claim.provider, claim.interface)
+        if not previous or any((p.get("spec") or {}).get("subnet") != claim.subnet for p in previous):
+            return False
+        held = {address_of(p) for p in previous}
+        return not claim.fixed or held == set(claim.fixed)
+
+    def _reuse(self, pod: PodIdentity, claim: Claim, previous: list[Object]) -> Held | None:
+        """A recreated StatefulSet pod gets the addresses of its earlier incarnation back."""
+        names = []
+        for ip in previous:
+            meta = ip["metadata"]
+            patch = {
+                "metadata": {
+                    "resourceVersion": meta.get("resourceVersion"),
+                    "labels": {objects.LABEL_RESERVATION: pod.token},
+                    "annotations": {RESERVED_AT_ANNOTATION: f"{self.clock():.3f}"},
+                },
+                "spec": {"podUID": "", "ownerUID": pod.owner_uid},
+            }
+            try:
+                updated = self.api.patch_ip(meta["name"], patch)
+            except (Conflict, NotFound):
+                return None
+            self.cache.put(objects.IPS, updated)
+            names.append(meta["name"])
+        return self._held(claim, previous, names=tuple(names), created=())
+
+    def _held(
+        self, claim: Claim, ips: list[Object], *, names: tuple[str, ...], created: tuple[str, ...]
+    ) -> Held:
+        addresses = _ordered(tuple(address_of(ip) for ip in ips))
+        mac = next(((ip.get("spec") or {}).get("macAddress", "") for ip in ips), "")
+        return Held(claim.subnet, claim.provider, claim.interface, addresses, mac, names, created)
+
+    def _mark_unknown(self, state: _SubnetState, address: str, owner: str) -> None:
+        """A lost race: someone else holds `address`; the watch will say who."""
+        with state.lock, contextlib.suppress(errors.AllocatorError):
+            if state.allocator.holder(address) == owner:
+                state.allocator.release(address)
+            if state.allocator.holder(address) is None:
+                state.allocator.mark_held(UNKNOWN_OWNER, address)
+
+    def release(self, held: Held) -> None:
+        """Undo a reservation of this request (a later attachment failed): delete what it created."""
+        for name in held.created:
+            self.delete(name)
+
+    def delete(self, name: str, *, resource_version: str | None = None) -> bool:
+        """Delete an IP object (the address becomes free); False when it changed meanwhile."""
+        ip = self.ip_object(name)
+        try:
+            self.api.delete_ip(name, resource_version=resource_version)
+        except NotFound:
+            pass
+        except Conflict:
+            return False
+        if ip is not None:
+            self.cache.delete(objects.IPS, ip)
+        return True
+
+    # ---- messages -----------------------------------------------------------------------------
+
+    def _pool_exhausted(self, claim: Claim) -> str:
+        return (f"IPPool {claim.ippool} of subnet {claim.subnet} has no free address left; "
+                "add addresses to the pool or free some")
+
+
+def _held_by(address: str, holder: Object, subnet: str) -> errors.AddressConflict:
+    shown = holder_text(holder)
+    return errors.AddressConflict(
+        f"{address} is held by {shown}; choose a free address of subnet {subnet} or delete that pod",
+        holder=shown,
+    )
+
+
+def _owner_pod(owner: str) -> str:
+    """`pod ns/name` from an allocator owner string `<ns>/<pod>/<provider>/<ifname>#<token>`."""
+    if owner == UNKNOWN_OWNER:
+        return "another pod"
+    namespace, _, rest = owner.partition("/")
+    return f"pod {namespace}/{rest.partition('/')[0]}"
+
+
+def _ordered(addresses: tuple[str, ...]) -> tuple[str, ...]:
+    """IPv4 first, then IPv6, as Kube-OVN writes dual-stack values."""
+    return tuple(sorted(addresses, key=lambda a: ipaddress.ip_address(a).version))
+
+
+def _normal_mac(mac: str) -> str:
+    return normalise_mac(mac)
+
+
+def _expand(ranges: list[str], limit: int = 65536) -> Iterator[str]:
+    """Addresses of IPPool `ips` entries (`ip`, `a..b`, `cidr`), in order, at most `limit`."""
+    count = 0
+    for entry in ranges:
+        text = str(entry).strip()
+        if ".." in text:
+            first, last = (ipaddress.ip_address(part.strip()) for part in text.split("..", 1))
+        elif "/" in text:
+            network = ipaddress.ip_network(text, strict=False)
+            first, last = network[0], network[-1]
+        else:
+            first = last = ipaddress.ip_address(text)
+        current = int(first)
+        while current <= int(last) and count < limit:
+            yield str(ipaddress.ip_address(current) if first.version == 4 else ipaddress.IPv6Address(current))
+            current += 1
+            count += 1
