@@ -69,18 +69,24 @@ class NetworkSelection:
 def parse_networks(value: str, *, pod_namespace: str) -> list[NetworkSelection]:
     """The `k8s.v1.cni.cncf.io/networks` annotation; bare names resolve in the pod's namespace.
 
-    An empty value selects nothing, as in Multus.
+    An empty value selects nothing, as in Multus. Interface names must not collide: Multus names
+    an attachment without one `net<position>`, and eth0 belongs to the default network.
     """
     selections = _parse(value, annotation=annotations.NETWORKS, default_namespace=pod_namespace)
     seen: dict[str, int] = {}
     for index, selection in enumerate(selections, start=1):
-        if selection.interface is None:
-            continue
-        first = seen.setdefault(selection.interface, index)
-        if first != index:
+        label = f"item {index} of {annotations.NETWORKS}, {_q(selection.key)},"
+        if selection.interface == "eth0":
             raise NetworkSelectionError(
-                f"item {index} of {annotations.NETWORKS}, {_q(selection.key)}, asks for interface "
-                f"{_q(selection.interface)} like item {first}; give each attachment its own interface name"
+                f'{label} asks for interface "eth0", which is the default network\'s; use e.g. net{index}'
+            )
+        name = selection.interface or f"net{index}"
+        first = seen.setdefault(name, index)
+        if first != index:
+            how = "asks for interface" if selection.interface else "gets the automatic interface name"
+            raise NetworkSelectionError(
+                f"{label} {how} {_q(name)}, which item {first} already has; "
+                "give each attachment its own interface name"
             )
     return selections
 

@@ -132,6 +132,10 @@ def test_same_nad_twice_without_interfaces_is_allowed():
     assert [s.key for s in parse("default/macvlan,default/macvlan")] == ["default/macvlan"] * 2
 
 
+def test_explicit_names_that_do_not_collide_with_automatic_ones():
+    assert [s.key for s in parse("a@net5, b, c@net1x")] == ["team/a@net5", "team/b", "team/c@net1x"]
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [
@@ -163,8 +167,15 @@ def test_same_nad_twice_without_interfaces_is_allowed():
         ("macvlan@nét1", "which is not a Linux interface name"),
         (
             "a@net1, b@net1",
-            'item 2 of k8s.v1.cni.cncf.io/networks, "team/b@net1", asks for interface "net1" like item 1',
+            'item 2 of k8s.v1.cni.cncf.io/networks, "team/b@net1", asks for interface "net1", '
+            "which item 1 already has",
         ),
+        (
+            "a@net2, b",
+            'item 2 of k8s.v1.cni.cncf.io/networks, "team/b", gets the automatic interface name "net2", '
+            "which item 1 already has",
+        ),
+        ("a@eth0", 'asks for interface "eth0", which is the default network\'s; use e.g. net1'),
     ],
 )
 def test_comma_form_rejections_name_the_item(value, message):
