@@ -1,0 +1,302 @@
+"""The webhook server's Flask app: `/validate`, `/mutate`, `/healthz`, `/readyz`, `/metrics`.
+
+`create_app(config)` builds one app with one blueprint. Its `Runtime` (in
+`app.extensions["multinic_ipam"]`) owns what the routes share: the object cache, the read-only
+`ClusterView`, the API client, the `Store` used by mutation, the informers that fill the cache and
+the Lease-elected `Lifecycle`. Under gunicorn every worker process calls `create_app()` after the
+fork, so each worker has its own cache and informers.
+
+Config keys (a mapping passed in, or `MULTINIC_IPAM_<KEY>` environment variables when none is):
+`KUBECONFIG` (None: in-cluster), `CACHE` (an `ObjectCache` to use), `API_CLIENT`, `STORE`,
+`START_INFORMERS` (True), `START_LIFECYCLE` (True), `IDENTITY` (this process's Lease holder name),
+`SYSTEM_USERS` (usernames allowed to change allocation annotations; comma-separated or a list).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from webhook import metrics, reviews
+from webhook.cache import ObjectCache
+from webhook.view import ClusterView
+
+log = logging.getLogger(__name__)
+
+EXTENSION = "multinic_ipam"
+ENV_PREFIX = "MULTINIC_IPAM"
+MAX_BODY_BYTES = 16 * 1024 * 1024  # an object is at most ~1.5 MiB; a review carries two
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+bp = Blueprint("webhook", __name__)
+
+DEFAULTS: dict[str, Any] = {
+    "KUBECONFIG": None,
+    "CACHE": None,
+    "API_CLIENT": None,
+    "STORE": None,
+    "START_INFORMERS": True,
+    "START_LIFECYCLE": True,
+    "IDENTITY": None,
+    "SYSTEM_USERS": None,
+    "MAX_CONTENT_LENGTH": MAX_BODY_BYTES,
+}
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """The app; `config=None` reads `MULTINIC_IPAM_*` environment variables (how gunicorn runs it)."""
+    app = Flask(__name__)
+    app.config.from_mapping(DEFAULTS)
+    if config is None:
+        app.config.from_prefixed_env(ENV_PREFIX)
+    else:
+        app.config.from_mapping(config)
+    runtime = Runtime(app.config)
+    app.extensions[EXTENSION] = runtime
+    app.register_blueprint(bp)
+    app.register_error_handler(reviews.BadReview, _bad_review)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+    runtime.start(
+        informers=bool(app.config["START_INFORMERS"]), lifecycle=bool(app.config["START_LIFECYCLE"])
+    )
+    return app
+
+
+def runtime_of(app: Flask) -> Runtime:
+    return app.extensions[EXTENSION]
+
+
+class Runtime:
+    """Per-process state shared by the routes; built once per app (one per gunicorn worker)."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.kubeconfig: str | None = config.get("KUBECONFIG") or None
+        self.identity: str = config.get("IDENTITY") or f"{socket.gethostname()}-{os.getpid()}"
+        cache = config.get("CACHE")
+        self.cache: ObjectCache = cache if cache is not None else ObjectCache()
+        self.view = ClusterView(self.cache)
+        self.system_users = _system_users(config.get("SYSTEM_USERS"), in_cluster=self.kubeconfig is None)
+        self._api_client: Any = config.get("API_CLIENT")
+        self._store: Any = config.get("STORE")
+        self._lock = threading.Lock()
+        self.informers: Any = None
+        self.lifecycle: Any = None
+        self._stopping = threading.Event()
+
+    @property
+    def api_client(self) -> Any:
+        with self._lock:
+            if self._api_client is None:
+                self._api_client = connect(self.kubeconfig)
+            return self._api_client
+
+    @property
+    def store(self) -> Any:
+        """The mutation `Store` over this cache, built on first use (it indexes the cache)."""
+        if self._store is None:
+            from webhook.store import Store
+
+            client = self.api_client
+            with self._lock:
+                if self._store is None:
+                    self._store = Store(cache=self.cache, api_client=client)
+        return self._store
+
+    def start(self, *, informers: bool, lifecycle: bool) -> None:
+        if informers:
+            from webhook.informers import Informers
+
+            self.informers = Informers(self.cache, self.api_client)
+            self.informers.start()
+        if lifecycle:
+            # The Lifecycle releases addresses whose pods are gone: it must never judge from a cache
+            # that is still filling, so it starts only once every kind has been listed.
+            threading.Thread(target=self._start_lifecycle, name="lifecycle-start", daemon=True).start()
+
+    def _start_lifecycle(self) -> None:
+        while self.informers is not None and not self.informers.wait_synced(1.0):
+            if self._stopping.is_set():
+                return
+        try:
+            from webhook.lifecycle import Lifecycle
+        except ModuleNotFoundError as error:
+            if error.name != "webhook.lifecycle":
+                raise
+            log.warning("webhook.lifecycle is not part of this build; addresses are not released")
+            return
+        with self._lock:
+            if self._stopping.is_set():
+                return
+        lifecycle = Lifecycle(store=self.store, identity=self.identity)
+        lifecycle.start()
+        self.lifecycle = lifecycle
+
+    def unsynced(self) -> list[str]:
+        """Kinds whose cache is not filled yet (none when this app runs without informers)."""
+        return [] if self.informers is None else self.informers.unsynced_kinds()
+
+    def stop(self) -> None:
+        """Stop the Lifecycle (hand its Lease over) and the informers; gunicorn's worker_exit."""
+        with self._lock:
+            self._stopping.set()
+        if self.lifecycle is not None:
+            self.lifecycle.stop()
+        if self.informers is not None:
+            self.informers.stop()
+
+
+def connect(kubeconfig: str | None) -> Any:
+    """An `ApiClient` from a kubeconfig file, or from the pod's service account when None."""
+    from kubernetes import client, config
+
+    configuration = client.Configuration()
+    if kubeconfig:
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    else:
+        config.load_incluster_config(client_configuration=configuration)
+    # Six long-lived watches plus the writes of every request thread share one pool.
+    configuration.connection_pool_maxsize = 32
+    return client.ApiClient(configuration)
+
+
+def _system_users(value: Any, *, in_cluster: bool) -> frozenset[str]:
+    """Configured usernames, plus our own service account's when running in a pod."""
+    if isinstance(value, str):
+        users = {user.strip() for user in value.split(",") if user.strip()}
+    else:
+        users = {str(user) for user in value or ()}
+    if in_cluster:
+        own = _service_account_user(SERVICE_ACCOUNT_DIR / "token")
+        if own:
+            users.add(own)
+    return frozenset(users)
+
+
+def _service_account_user(token_file: Path) -> str | None:
+    """`system:serviceaccount:<ns>:<name>` from the `sub` claim of the mounted token, if readable."""
+    try:
+        payload = token_file.read_text().split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (OSError, IndexError, ValueError):
+        return None
+    subject = claims.get("sub") if isinstance(claims, dict) else None
+    return subject if isinstance(subject, str) else None
+
+
+# ---- routes ------------------------------------------------------------------------------------
+
+
+@bp.post("/validate")
+def validate_route() -> tuple[Response, int]:
+    return _answer("validate", _validate)
+
+
+@bp.post("/mutate")
+def mutate_route() -> tuple[Response, int]:
+    return _answer("mutate", _mutate)
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    return jsonify({"status": "ok"}), 200
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    unsynced = runtime_of(current_app).unsynced()
+    if unsynced:
+        message = f"caches not synced yet: {', '.join(unsynced)}"
+        return jsonify({"ready": False, "unsynced": unsynced, "message": message}), 503
+    return jsonify({"ready": True}), 200
+
+
+@bp.get("/metrics")
+def metrics_route() -> Response:
+    body, content_type = metrics.render()
+    return Response(body, content_type=content_type)
+
+
+def _validate(admission: reviews.AdmissionRequest, runtime: Runtime) -> reviews.Verdict:
+    try:
+        from webhook import validate
+    except ModuleNotFoundError as error:
+        if error.name != "webhook.validate":
+            raise
+        return reviews.Verdict.deny("validation is not available in this build of the webhook", code=500)
+    return validate.review(admission, view=runtime.view, system_users=runtime.system_users)
+
+
+def _mutate(admission: reviews.AdmissionRequest, runtime: Runtime) -> reviews.Verdict:
+    try:
+        from webhook import mutate
+    except ModuleNotFoundError as error:
+        if error.name not in ("webhook.mutate", "webhook.store"):
+            raise
+        return reviews.Verdict.deny("allocation is not available in this build of the webhook", code=500)
+    return mutate.review(admission, store=runtime.store)
+
+
+def _answer(
+    webhook: str, decide: Callable[[reviews.AdmissionRequest, Runtime], reviews.Verdict]
+) -> tuple[Response, int]:
+    """Parse the review, decide, log one line, count it, and answer with the AdmissionReview."""
+    started = time.perf_counter()
+    try:
+        body = json.loads(request.get_data(cache=False))
+    except ValueError as error:  # also UnicodeDecodeError
+        raise reviews.BadReview(
+            f"body is not valid JSON ({error}); send an AdmissionReview v1 object"
+        ) from error
+    admission = reviews.parse_review(body)
+    verdict = decide(admission, runtime_of(current_app))
+    elapsed = time.perf_counter() - started
+    about = reviews.describe(admission)
+    result = "allowed" if verdict.allowed else "denied"
+    metrics.REVIEWS.labels(webhook, about["kind"], about["operation"], result).inc()
+    metrics.REVIEW_SECONDS.labels(webhook).observe(elapsed)
+    fields = {
+        "webhook": webhook, **about, "uid": admission["uid"], "allowed": verdict.allowed,
+        "message": verdict.message, "warnings": list(verdict.warnings),
+        "duration_ms": round(elapsed * 1e3, 2), "dry_run": bool(admission.get("dryRun")),
+    }
+    text = f"{webhook} {about['kind']} {about['object']} {about['operation']}: {result}"
+    if verdict.message:
+        text += f": {verdict.message}"
+    if verdict.warnings:
+        text += f" (warnings: {'; '.join(verdict.warnings)})"
+    log.info("%s (%.1f ms)", text, elapsed * 1e3, extra={"fields": fields})
+    return jsonify(reviews.response_for(admission["uid"], verdict)), 200
+
+
+# ---- errors: always JSON, never an HTML page or a stack trace ----------------------------------
+
+
+def _bad_review(error: reviews.BadReview) -> tuple[Response, int]:
+    webhook = (request.path or "/").strip("/") or "?"
+    metrics.BAD_REVIEWS.labels(webhook).inc()
+    log.info("bad review on %s: %s", request.path, error, extra={"fields": {"bad_review": str(error)}})
+    return jsonify({"error": str(error)}), error.status
+
+
+def _http_error(error: HTTPException) -> tuple[Response, int]:
+    code = error.code or 500
+    return jsonify({"error": error.description or error.name}), code
+
+
+def _unexpected(error: Exception) -> tuple[Response, int]:
+    metrics.INTERNAL_ERRORS.labels(request.path).inc()
+    log.exception("internal error on %s %s", request.method, request.path)
+    message = f"internal error in the webhook ({type(error).__name__}); the server log has the details"
+    return jsonify({"error": message}), 500
