@@ -69,7 +69,7 @@ def split_dual(value: str) -> tuple[str, ...]:
     parts = tuple(part.strip() for part in value.split(","))
     if len(parts) > 2 or any(not part for part in parts):
         raise ParseError(
-            f'{value!r} is not one address or a dual-stack pair; write "ipv4", "ipv6" or "ipv4,ipv6"'
+            f'{quote(value)} is not one value or a dual-stack pair; write "ipv4", "ipv6" or "ipv4,ipv6"'
         )
     return parts
 
