@@ -43,8 +43,10 @@ class IPRangeSet:
     def __contains__(self, value: object) -> bool:
         if not isinstance(value, int):
             return False
-        found = self._locate(value)
-        return found is not None and self._ends[found[0]][found[1]] >= value
+        block = bisect_right(self._firsts, value) - 1
+        if block < 0:
+            return False
+        return self._ends[block][bisect_right(self._starts[block], value) - 1] >= value
 
     def first(self) -> int | None:
         """The lowest value, or None when empty."""
@@ -115,11 +117,11 @@ class IPRangeSet:
 
     def discard(self, value: int) -> bool:
         """Remove one value; return whether it was present."""
-        found = self._locate(value)
-        if found is None:
+        block = bisect_right(self._firsts, value) - 1
+        if block < 0:
             return False
-        block, index = found
         starts, ends = self._starts[block], self._ends[block]
+        index = bisect_right(starts, value) - 1
         start, end = starts[index], ends[index]
         if end < value:
             return False

@@ -685,7 +685,11 @@ def _append(mapping: dict[str, _Owned], owner: str, value: int) -> None:
 
 
 def _discard(mapping: dict[str, _Owned], owner: str, value: int) -> None:
-    rest = tuple(item for item in _values(mapping.get(owner)) if item != value)
+    owned = mapping.get(owner)
+    if owned == value:
+        del mapping[owner]
+        return
+    rest = tuple(item for item in _values(owned) if item != value)
     if not rest:
         mapping.pop(owner, None)
     else:
