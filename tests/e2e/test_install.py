@@ -1,0 +1,170 @@
+"""`multinic-ipam install` against the real API server: idempotent, and the configurations it
+writes are the ones the API server enforces (a webhook that is down refuses what it guards)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from certs import generate
+from webhook.controlplane import ControlPlane, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+KINDS = ("validatingwebhookconfiguration", "mutatingwebhookconfiguration")
+SERVICE_NAMESPACE = "multinic-ipam-e2e"
+GUIDE_NAD = """\
+apiVersion: "k8s.cni.cncf.io/v1"
+kind: NetworkAttachmentDefinition
+metadata:
+  name: macvlan
+  namespace: {namespace}
+spec:
+  config: '{{"cniVersion": "0.3.0", "type": "macvlan", "master": "eth0", "mode": "bridge",
+    "ipam": {{"type": "kube-ovn", "server_socket": "/run/openvswitch/kube-ovn-daemon.sock",
+    "provider": "macvlan.{namespace}"}}}}'
+"""
+SUBNET = """\
+apiVersion: kubeovn.io/v1
+kind: Subnet
+metadata:
+  name: install-e2e
+spec:
+  protocol: IPv4
+  provider: macvlan.default
+  cidrBlock: 172.31.0.0/16
+"""
+
+
+def pod(namespace: str) -> str:
+    return json.dumps({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "samplepod", "namespace": namespace,
+                     "annotations": {"k8s.v1.cni.cncf.io/networks": "default/macvlan"}},
+        "spec": {"containers": [{"name": "c", "image": "alpine"}]},
+    })
+
+
+@pytest.fixture
+def webhook_slot(kubectl) -> Iterator[None]:
+    """Free the `multinic-ipam` configurations for this test and put back what was there.
+
+    The session may have a webhook server installed by another fixture; these tests point the
+    configurations elsewhere, so they restore the originals afterwards.
+    """
+    saved: list[dict[str, Any]] = []
+    for kind in KINDS:
+        found = kubectl("get", kind, "multinic-ipam", "-o", "json", check=False)
+        if found.returncode == 0:
+            saved.append(json.loads(found.stdout))
+    names = [f"{kind}/multinic-ipam" for kind in KINDS]
+    kubectl("delete", *names, "--ignore-not-found")
+    yield
+    kubectl("delete", *names, "--ignore-not-found")
+    for config in saved:
+        metadata = config["metadata"]
+        for field in ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields"):
+            metadata.pop(field, None)
+        kubectl("create", "-f", "-", input=json.dumps(config))
+
+
+def run_install(plane: ControlPlane, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "webhook.cli", "install", "--kubeconfig", str(plane.kubeconfig), *args]
+    return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_install_twice_changes_nothing_the_second_time(
+    control_plane: ControlPlane, kubectl, webhook_slot: None, tmp_path: Path
+) -> None:
+    paths = generate.write_certificates(tmp_path, [f"hook.{SERVICE_NAMESPACE}.svc"])
+    args = ("--service", f"{SERVICE_NAMESPACE}/hook", "--cert-dir", str(tmp_path))
+
+    first = run_install(control_plane, *args)
+    assert first.returncode == 0, first.stderr
+    lines = first.stdout.splitlines()
+    assert "ValidatingWebhookConfiguration multinic-ipam created" in lines
+    assert "MutatingWebhookConfiguration multinic-ipam created" in lines
+    assert "CustomResourceDefinition subnets.kubeovn.io unchanged" in lines  # the session applied it
+
+    second = run_install(control_plane, *args)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.splitlines()[-1] == "nothing to change: already installed"
+    assert all(line.endswith(" unchanged") for line in second.stdout.splitlines()[:-1])
+
+    ca = paths.ca_cert.read_bytes()
+    for kind, name, path, side_effects in (
+        ("validatingwebhookconfiguration", "validate.multinic-ipam.io", "/validate", "None"),
+        ("mutatingwebhookconfiguration", "mutate.multinic-ipam.io", "/mutate", "NoneOnDryRun"),
+    ):
+        config = json.loads(kubectl("get", kind, "multinic-ipam", "-o", "json").stdout)
+        (hook,) = config["webhooks"]
+        assert hook["name"] == name
+        assert base64.b64decode(hook["clientConfig"]["caBundle"]) == ca
+        assert hook["clientConfig"]["service"] == {
+            "namespace": SERVICE_NAMESPACE, "name": "hook", "path": path, "port": 443,
+        }
+        assert hook["sideEffects"] == side_effects
+        assert hook["failurePolicy"] == "Fail"
+        assert "matchConditions" not in hook  # a 1.20 server has none
+    for namespace in ("kube-system", SERVICE_NAMESPACE):
+        labels = kubectl("get", "namespace", namespace, "-o", "jsonpath={.metadata.labels}").stdout
+        assert json.loads(labels)["multinic-ipam.io/webhook"] == "ignore"
+
+
+def test_installed_webhooks_guard_what_they_should_and_skip_excluded_namespaces(
+    control_plane: ControlPlane, kubectl, webhook_slot: None, namespace: str, tmp_path: Path
+) -> None:
+    # Nothing listens on this port: with failurePolicy Fail every guarded request is refused.
+    generate.write_certificates(tmp_path, ["127.0.0.1"])
+    down = f"https://127.0.0.1:{free_port()}"
+    result = run_install(control_plane, "--url", down, "--cert-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+
+    refused = kubectl("apply", "-f", "-", input=GUIDE_NAD.format(namespace=namespace), check=False)
+    assert refused.returncode != 0
+    assert 'failed calling webhook "validate.multinic-ipam.io"' in refused.stderr
+
+    refused = kubectl("apply", "-f", "-", input=SUBNET, check=False)
+    assert 'failed calling webhook "validate.multinic-ipam.io"' in refused.stderr
+
+    refused = kubectl("create", "--dry-run=server", "-f", "-", input=pod(namespace), check=False)
+    assert 'failed calling webhook "mutate.multinic-ipam.io"' in refused.stderr
+
+    allowed = kubectl("create", "--dry-run=server", "-o", "name", "-f", "-", input=pod("kube-system"))
+    assert allowed.stdout.strip() == "pod/samplepod"
+    # Objects no rule covers are never sent to the webhook.
+    kubectl("create", "configmap", "plain", "-n", namespace)
+
+
+def test_a_new_ca_updates_the_configurations(
+    control_plane: ControlPlane, kubectl, webhook_slot: None, tmp_path: Path
+) -> None:
+    url = f"https://127.0.0.1:{free_port()}"
+    generate.write_certificates(tmp_path / "one", ["127.0.0.1"])
+    generate.write_certificates(tmp_path / "two", ["127.0.0.1"])
+    assert run_install(control_plane, "--url", url, "--cert-dir", str(tmp_path / "one")).returncode == 0
+    again = run_install(control_plane, "--url", url, "--cert-dir", str(tmp_path / "two"))
+    assert "ValidatingWebhookConfiguration multinic-ipam updated" in again.stdout.splitlines()
+    assert "MutatingWebhookConfiguration multinic-ipam updated" in again.stdout.splitlines()
+    jsonpath = "jsonpath={.webhooks[0].clientConfig.caBundle}"
+    bundle = kubectl("get", "mutatingwebhookconfiguration", "multinic-ipam", "-o", jsonpath).stdout
+    assert base64.b64decode(bundle) == (tmp_path / "two" / "ca.crt").read_bytes()
+
+
+def test_bad_input_is_refused_and_changes_nothing(
+    control_plane: ControlPlane, kubectl, webhook_slot: None, tmp_path: Path
+) -> None:
+    result = run_install(control_plane, "--url", "http://127.0.0.1:1", "--cert-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "--url 'http://127.0.0.1:1' is not accepted" in result.stderr
+    result = run_install(control_plane, "--service", "ns/hook", "--cert-dir", str(tmp_path / "none"))
+    assert result.returncode == 2
+    assert "ca.crt" in result.stderr and "--cert-dir" in result.stderr
+    for kind in KINDS:
+        assert kubectl("get", kind, "multinic-ipam", check=False).returncode != 0
