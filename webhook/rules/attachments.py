@@ -52,9 +52,7 @@ def resolve(context: common.Context, annotations: Mapping[str, str], namespace: 
             raise common.invalid(str(error)) from None
         found += _from_nad(context, selection, main=True, annotation=keys.DEFAULT_NETWORK)
     elif default_primary_subnet(context) is not None:
-        found.append(
-            Attachment(PRIMARY, "the primary network", selection=None, main=True, ipam_only=False)
-        )
+        found.append(Attachment(PRIMARY, "the primary network", selection=None, main=True, ipam_only=False))
     value = annotations.get(keys.NETWORKS)
     if value is not None:
         try:
@@ -139,4 +137,3 @@ def subnets(
         )
     bound = [c for c in candidates if namespace in c.namespaces]
     return bound or [c for c in candidates if not c.namespaces] or candidates
-

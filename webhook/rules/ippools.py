@@ -88,9 +88,7 @@ def _addresses(name: str, entries: object, subnet: SubnetInfo) -> netaddr.IPSet:
     return addresses
 
 
-def _check_overlaps(
-    context: common.Context, name: str, subnet: SubnetInfo, addresses: netaddr.IPSet
-) -> None:
+def _check_overlaps(context: common.Context, name: str, subnet: SubnetInfo, addresses: netaddr.IPSet) -> None:
     for other in context.view.ippools(subnet.name):
         other_name = common.name_of(other)
         if other_name == name:

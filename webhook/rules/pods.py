@@ -106,7 +106,7 @@ def _address(key: str, text: str) -> netaddr.IPAddress:
     except ValueError:
         raise common.invalid(
             f"{key} {common.quote(text)} is not an IP address; write one like 172.17.0.100 "
-            "(or \"IPv4,IPv6\" for dual stack)"
+            '(or "IPv4,IPv6" for dual stack)'
         ) from None
 
 

@@ -82,15 +82,16 @@ def _warn_ovn_only_fields(context: common.Context, name: str, provider: str, bod
     used = [f for f in _OVN_ONLY_FIELDS if body.get(f) not in (None, "", False)]
     if not used:
         return
-    effect = (
-        "spec.gateway is only kept out of allocation and reported to the CNI plugin"
-        if used == ["gateway"]
-        else f"spec.{', spec.'.join(used)} only route traffic for provider ovn"
-    )
+    effects = []
+    if "gateway" in used:
+        effects.append("the gateway is only kept out of allocation and reported to the CNI plugin")
+    inert = [f for f in used if f != "gateway"]
+    if inert:
+        effects.append(f"{' and '.join(inert)} {'has' if len(inert) == 1 else 'have'} no effect")
     verb = "is" if len(used) == 1 else "are"
     context.warn(
         f"Subnet {name} sets {', '.join(used)}, which the guide says {verb} only valid for provider ovn; "
-        f"with provider {provider}, {effect}"
+        f"with provider {provider}, {' and '.join(effects)}"
     )
 
 

@@ -164,8 +164,12 @@ def macvlan_config(provider: str = "macvlan.default", **ipam: Any) -> dict[str, 
         "type": "macvlan",
         "master": "eth0",
         "mode": "bridge",
-        "ipam": {"type": "kube-ovn", "server_socket": "/run/openvswitch/kube-ovn-daemon.sock",
-                 "provider": provider, **ipam},
+        "ipam": {
+            "type": "kube-ovn",
+            "server_socket": "/run/openvswitch/kube-ovn-daemon.sock",
+            "provider": provider,
+            **ipam,
+        },
     }
 
 

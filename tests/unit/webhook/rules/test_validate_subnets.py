@@ -1,0 +1,193 @@
+"""Subnet rules: spec validity, provider shape, overlaps, and changes that would strand addresses."""
+
+from __future__ import annotations
+
+import pytest
+
+from .world import World, subnet
+
+V4 = {
+    "cidr": "172.17.0.0/16",
+    "gw": "172.17.0.1",
+    "held": "172.17.0.100",
+    "inner": "172.17.0.0/24",
+    "other": "10.20.0.0/16",
+    "bad": "172.17.0.1/16",
+}
+V6 = {
+    "cidr": "fd00:10::/64",
+    "gw": "fd00:10::1",
+    "held": "fd00:10::100",
+    "inner": "fd00:10::/118",
+    "other": "fd00:20::/64",
+    "bad": "fd00:10::1/64",
+}
+FAMILIES = pytest.mark.parametrize("f", [V4, V6], ids=["ipv4", "ipv6"])
+
+
+@FAMILIES
+def test_valid_subnet_is_allowed_and_a_cidr_with_host_bits_is_refused(f: dict[str, str]) -> None:
+    world = World()
+    assert world.review(subnet("net", provider="macvlan.default", cidrBlock=f["cidr"])).allowed
+    verdict = world.review(subnet("net", provider="macvlan.default", cidrBlock=f["bad"]))
+    assert not verdict.allowed
+    assert verdict.code == 422
+    assert f"has host bits set; write {f['cidr']}" in verdict.message
+
+
+def test_gateway_outside_the_block_is_refused() -> None:
+    verdict = World().review(subnet("net", cidrBlock="172.17.0.0/16", gateway="172.18.0.1"))
+    assert not verdict.allowed
+    assert "gateway 172.18.0.1 of subnet net is outside its block 172.17.0.0/16" in verdict.message
+
+
+@pytest.mark.parametrize("provider", ["ovn", "macvlan.default", "attachnet.default.ovn", "a-1.ns-2"])
+def test_provider_ovn_or_nad_dot_namespace_is_allowed(provider: str) -> None:
+    assert World().review(subnet("net", provider=provider, cidrBlock="172.17.0.0/16")).allowed
+
+
+@pytest.mark.parametrize("provider", ["macvlan", "Macvlan.default", "macvlan.default.ovn.x", "a_b.default"])
+def test_provider_that_cannot_name_a_nad_is_refused(provider: str) -> None:
+    verdict = World().review(subnet("net", provider=provider, cidrBlock="172.17.0.0/16"))
+    assert not verdict.allowed
+    assert f'provider "{provider}" of Subnet net is not ovn, <nad>.<namespace> or <nad>.<namespace>.ovn' in (
+        verdict.message
+    )
+
+
+def test_provider_that_does_not_match_the_nads_declared_provider_warns() -> None:
+    world = World()
+    world.example("nad-attachnet.yaml")  # a kube-ovn type NAD: its provider ends in .ovn
+    verdict = world.review(subnet("net", provider="attachnet.default", cidrBlock="172.17.0.0/16"))
+    assert verdict.allowed
+    assert any("declares provider attachnet.default.ovn" in w for w in verdict.warnings)
+
+
+@FAMILIES
+def test_overlap_with_a_subnet_of_the_same_provider_is_refused_naming_it(f: dict[str, str]) -> None:
+    world = World()
+    world.subnet("first", provider="macvlan.default", cidrBlock=f["cidr"])
+    verdict = world.review(subnet("second", provider="macvlan.default", cidrBlock=f["inner"]))
+    assert not verdict.allowed
+    assert verdict.code == 409
+    assert f"cidrBlock {f['inner']} of Subnet second overlaps {f['cidr']} of Subnet first" in verdict.message
+    assert world.review(subnet("second", provider="macvlan.default", cidrBlock=f["other"])).allowed
+
+
+def test_same_block_under_another_provider_or_another_vpc_is_allowed() -> None:
+    world = World()
+    world.subnet("macvlan", provider="macvlan.default", cidrBlock="172.17.0.0/16")
+    world.subnet("ovn-a", provider="ovn", cidrBlock="10.16.0.0/16", vpc="vpc-a")
+    assert world.review(
+        subnet("attachnet", provider="attachnet.default.ovn", cidrBlock="172.17.0.0/16")
+    ).allowed
+    assert world.review(subnet("ovn-b", provider="ovn", cidrBlock="10.16.0.0/16", vpc="vpc-b")).allowed
+    assert not world.review(subnet("ovn-c", provider="ovn", cidrBlock="10.16.0.0/16", vpc="vpc-a")).allowed
+
+
+def test_gateway_private_and_nat_outgoing_on_an_attachment_network_only_warn() -> None:
+    body = {"provider": "macvlan.default", "cidrBlock": "172.17.0.0/16", "gateway": "172.17.0.1"}
+    verdict = World().review(subnet("net", **body, private=True, natOutgoing=True))
+    assert verdict.allowed
+    assert (
+        "Subnet net sets gateway, private, natOutgoing, which the guide says are only valid for provider "
+        "ovn; with provider macvlan.default, the gateway is only kept out of allocation and reported to the "
+        "CNI plugin and private and natOutgoing have no effect"
+    ) in verdict.warnings
+    assert World().review(subnet("net", **{**body, "provider": "ovn"}, natOutgoing=True)).warnings == ()
+
+
+# -- UPDATE and DELETE with held addresses ----------------------------------------------------------
+def _held_world(f: dict[str, str], **spec: object) -> tuple[World, dict]:
+    world = World()
+    old = world.subnet("net", provider="macvlan.default", cidrBlock=f["cidr"], **spec)
+    world.hold("net", f["held"], pod="static-ip")
+    return world, old
+
+
+@FAMILIES
+def test_cidr_change_that_strands_a_held_address_is_refused_with_count_and_holder(f: dict[str, str]) -> None:
+    world, old = _held_world(f)
+    world.hold("net", f["held"].replace("100", "101"), pod="other")
+    verdict = world.review(
+        subnet("net", provider="macvlan.default", cidrBlock=f["other"]), operation="UPDATE", old=old
+    )
+    assert not verdict.allowed
+    assert "would leave 2 held addresses, e.g. " in verdict.message
+    assert "held by pod default/" in verdict.message
+    keeps = world.review(
+        subnet("net", provider="macvlan.default", cidrBlock=f["inner"]), operation="UPDATE", old=old
+    )
+    assert keeps.allowed, keeps.message
+
+
+@FAMILIES
+def test_provider_change_is_refused_while_held_and_allowed_once_free(f: dict[str, str]) -> None:
+    world, old = _held_world(f)
+    new = subnet("net", provider="ovn", cidrBlock=f["cidr"])
+    verdict = world.review(new, operation="UPDATE", old=old)
+    assert not verdict.allowed
+    assert (
+        f"Subnet net cannot change provider from macvlan.default to ovn while it has 1 held address, "
+        f"e.g. {f['held']} held by pod default/static-ip" in verdict.message
+    )
+    free = World()
+    free.put(old)
+    assert free.review(new, operation="UPDATE", old=old).allowed
+
+
+@FAMILIES
+def test_gateway_moved_onto_a_held_address_is_refused(f: dict[str, str]) -> None:
+    world, old = _held_world(f)
+    verdict = world.review(
+        subnet("net", provider="macvlan.default", cidrBlock=f["cidr"], gateway=f["held"]),
+        operation="UPDATE",
+        old=old,
+    )
+    assert not verdict.allowed
+    assert "held by pod default/static-ip; choose a free address as the gateway" in verdict.message
+    other_gw = f["held"].replace("100", "102")
+    assert world.review(
+        subnet("net", provider="macvlan.default", cidrBlock=f["cidr"], gateway=other_gw),
+        operation="UPDATE",
+        old=old,
+    ).allowed
+
+
+@FAMILIES
+def test_exclude_ips_newly_covering_a_held_address_is_refused(f: dict[str, str]) -> None:
+    world, old = _held_world(f)
+    covering = [f"{f['held']}..{f['held'].replace('100', '110')}"]
+    verdict = world.review(
+        subnet("net", provider="macvlan.default", cidrBlock=f["cidr"], excludeIps=covering),
+        operation="UPDATE",
+        old=old,
+    )
+    assert not verdict.allowed
+    assert "excludeIps of Subnet net would newly exclude 1 held address" in verdict.message
+    # an exclusion that already covered the (fixed) address before is not new
+    world2, old2 = _held_world(f, excludeIps=covering)
+    widened = [*covering, f["held"].replace("100", "120")]
+    assert world2.review(
+        subnet("net", provider="macvlan.default", cidrBlock=f["cidr"], excludeIps=widened),
+        operation="UPDATE",
+        old=old2,
+    ).allowed
+
+
+def test_delete_is_refused_while_addresses_are_held_and_allowed_after() -> None:
+    world, old = _held_world(V4)
+    world.hold("net", "172.17.0.11", generate_name="web-7d4f-", pod="")
+    verdict = world.review(None, operation="DELETE", old=old)
+    assert not verdict.allowed
+    assert verdict.message.startswith("Subnet net still has 2 held addresses, e.g. ")
+    empty = World()
+    empty.put(old)
+    assert empty.review(None, operation="DELETE", old=old).allowed
+
+
+def test_metadata_only_update_of_a_subnet_is_not_revalidated() -> None:
+    world, old = _held_world(V4)
+    labelled = subnet("net", provider="macvlan.default", cidrBlock=V4["cidr"])
+    labelled["metadata"]["labels"] = {"team": "net"}
+    assert world.review(labelled, operation="UPDATE", old=old).allowed
