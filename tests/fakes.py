@@ -98,10 +98,7 @@ class FakeApi:
     def read(self, kind: str, name: str, namespace: str = "") -> Object | None:
         self._record("read", f"{kind}/{namespace}/{name}")
         with self._lock:
-            if kind == objects.IPS:
-                found = self.ips.get(name)
-            else:
-                found = self.objects.get((kind, namespace, name))
+            found = self.ips.get(name) if kind == objects.IPS else self.objects.get((kind, namespace, name))
             return copy.deepcopy(found) if found is not None else None
 
     def list(self, kind: str) -> list[Object]:

@@ -425,7 +425,8 @@ class Store(ClusterView):
             if held is not None:
                 return held
             if claim.fixed:
-                holder = next(filter(None, (self.holder(claim.subnet, a) for a in claim.fixed)), None)
+                names = [objects.ip_object_name(claim.subnet, a) for a in claim.fixed]
+                holder = next(filter(None, (self.ip_object(n) or self._live(objects.IPS, n) for n in names)), None)
                 if holder is None:
                     raise TryAgain(f"{','.join(claim.fixed)} was just taken; retry to learn by whom")
                 raise _held_by(','.join(claim.fixed), holder, claim.subnet)

@@ -1,0 +1,266 @@
+"""Store: IP-object creates are the locks; the allocator only proposes candidates."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from allocator import errors
+from tests.fakes import FakeApi
+from tests.unit.webhook.world import World, subnet
+from webhook import objects
+from webhook.kubeapi import AlreadyExists, ApiError
+from webhook.store import Claim, PodIdentity, TryAgain
+
+MACVLAN = Claim(subnet="macvlan", provider="macvlan.default", interface="net1")
+
+
+def pod(name: str, **kw) -> PodIdentity:
+    return PodIdentity("default", name, **kw)
+
+
+@pytest.fixture
+def world() -> World:
+    return World().guide()
+
+
+def test_sequential_addresses_skip_gateway_and_excluded_range(world):
+    first = world.store.reserve(pod("a"), MACVLAN)
+    second = world.store.reserve(pod("b"), MACVLAN)
+    assert (first.addresses, second.addresses) == (("172.17.0.11",), ("172.17.0.12",))
+    assert first.names == ("macvlan.172.17.0.11",)
+    assert first.mac != second.mac
+
+
+def test_ip_object_records_pod_provider_and_reservation(world):
+    who = pod("a")
+    world.store.reserve(who, MACVLAN)
+    ip = world.api.ips["macvlan.172.17.0.11"]
+    assert ip["metadata"]["labels"] == {
+        objects.LABEL_SUBNET: "macvlan",
+        objects.LABEL_POD_NAMESPACE: "default",
+        objects.LABEL_RESERVATION: who.token,
+    }
+    spec = ip["spec"]
+    assert (spec["v4IPAddress"], spec["provider"], spec["podName"], spec["podUID"], spec["interface"]) == (
+        "172.17.0.11", "macvlan.default", "a", "", "net1",
+    )
+
+
+def test_read_your_writes_the_cache_holds_the_created_object_at_once():
+    api = FakeApi(deferred=True)  # the watch has not delivered anything yet
+    world = World(api).guide()
+    world.store.reserve(pod("a"), MACVLAN)
+    assert world.store.ip_object("macvlan.172.17.0.11") is not None
+    assert world.store.reserve(pod("b"), MACVLAN).addresses == ("172.17.0.12",)
+
+
+def test_fixed_address_held_by_another_pod_is_refused_naming_the_holder(world):
+    world.store.reserve(pod("static-ip"), Claim(**{**MACVLAN.__dict__, "fixed": ("172.17.0.100",)}))
+    second = Claim(**{**MACVLAN.__dict__, "fixed": ("172.17.0.100",)})
+    with pytest.raises(errors.AddressConflict) as caught:
+        world.store.check(pod("other"), second)
+    assert "172.17.0.100 is held by pod default/static-ip" in str(caught.value)
+
+
+def test_fixed_address_outside_the_subnet_is_refused(world):
+    with pytest.raises(errors.OutOfRange, match=r"10\.0\.0\.5 is outside subnet macvlan"):
+        world.store.check(pod("a"), Claim(**{**MACVLAN.__dict__, "fixed": ("10.0.0.5",)}))
+
+
+def test_lost_race_marks_the_address_taken_and_tries_the_next():
+    api = FakeApi(deferred=True)
+    world = World(api).guide()
+    other = World(api)  # a second process; its creates reach the first only through the watch
+    other.store.reserve(pod("elsewhere"), MACVLAN)  # takes .11 behind the first process's back
+    got = world.store.reserve(pod("here"), MACVLAN)
+    assert got.addresses == ("172.17.0.12",)
+    assert ("create_ip", "macvlan.172.17.0.11") in api.calls
+    api.deliver()
+    assert world.store.ip_object("macvlan.172.17.0.11")["spec"]["podName"] == "elsewhere"
+
+
+def test_refused_fixed_race_names_the_holder_once_known():
+    api = FakeApi(deferred=True)
+    world = World(api).guide()
+    fixed = Claim(**{**MACVLAN.__dict__, "fixed": ("172.17.0.100",)})
+    world.store.check(pod("loser"), fixed)
+    # Another process wins the address between our check and our create; no watch event yet.
+    World(api).store.reserve(pod("winner"), fixed)
+    with pytest.raises(errors.AddressConflict, match="held by pod default/winner"):
+        world.store.reserve(pod("loser"), fixed)
+    assert api.ips["macvlan.172.17.0.100"]["spec"]["podName"] == "winner"
+
+
+def test_dual_stack_takes_both_or_neither(world):
+    world.add(objects.SUBNETS, subnet("dual", "10.1.0.0/24,fd00:1::/120", provider="macvlan.default",
+                                      protocol="Dual"))
+    dual = Claim(subnet="dual", provider="macvlan.default", interface="net1")
+    held = world.store.reserve(pod("a"), dual)
+    assert held.addresses == ("10.1.0.2", "fd00:1::2")
+    assert set(held.names) == {"dual.10.1.0.2", "dual.fd00-0001-0000-0000-0000-0000-0000-0002"}
+    def fail(op: str, name: str) -> ApiError | None:
+        return ApiError(500, "etcd down") if op == "create_ip" and "fd00" in name else None
+
+    world.api.fail = fail
+    with pytest.raises(TryAgain):
+        world.store.reserve(pod("b"), dual)
+    assert sorted(world.api.ips) == sorted(held.names)  # b's IPv4 object was deleted again
+
+
+def test_dual_stack_fixed_must_give_both_families(world):
+    world.add(objects.SUBNETS, subnet("dual", "10.1.0.0/24,fd00:1::/120", provider="macvlan.default",
+                                      protocol="Dual"))
+    with pytest.raises(errors.InvalidAddress, match="has no IPv6 address"):
+        world.store.check(pod("a"), Claim(subnet="dual", provider="macvlan.default", interface="net1",
+                                          fixed=("10.1.0.9",)))
+
+
+def test_exhausted_subnet_names_itself_and_its_size(world):
+    world.add(objects.SUBNETS, subnet("tiny", "10.9.0.0/29", provider="macvlan.default"))
+    tiny = Claim(subnet="tiny", provider="macvlan.default", interface="net1")
+    got = {world.store.reserve(pod(f"p{i}"), tiny).addresses[0] for i in range(5)}
+    assert got == {"10.9.0.2", "10.9.0.3", "10.9.0.4", "10.9.0.5", "10.9.0.6"}
+    with pytest.raises(errors.SubnetExhausted) as caught:
+        world.store.check(pod("p5"), tiny)
+    assert "subnet tiny" in str(caught.value) and "5" in str(caught.value)
+    with pytest.raises(errors.SubnetExhausted):
+        world.store.reserve(pod("p5"), tiny)
+
+
+def test_pool_gives_distinct_entries_then_refuses(world):
+    pool = Claim(**{**MACVLAN.__dict__, "pool": (("172.17.0.200",), ("172.17.0.201",))})
+    first = world.store.reserve(pod("w-1"), pool)
+    second = world.store.reserve(pod("w-2"), pool)
+    assert {first.addresses, second.addresses} == {("172.17.0.200",), ("172.17.0.201",)}
+    with pytest.raises(errors.PoolExhausted, match=r"172\.17\.0\.200,172\.17\.0\.201"):
+        world.store.check(pod("w-3"), pool)
+
+
+def test_ippool_by_name_hands_out_its_addresses(world):
+    world.add(objects.IPPOOLS, {"metadata": {"name": "p1"},
+                                "spec": {"subnet": "macvlan", "ips": ["172.17.1.5..172.17.1.6"]}})
+    claim = Claim(**{**MACVLAN.__dict__, "ippool": "p1"})
+    got = [world.store.reserve(pod(f"x{i}"), claim).addresses for i in range(2)]
+    assert got == [("172.17.1.5",), ("172.17.1.6",)]
+    with pytest.raises(errors.PoolExhausted, match="IPPool p1 of subnet macvlan"):
+        world.store.check(pod("x3"), claim)
+
+
+def test_dry_run_creates_nothing_and_changes_no_order(world):
+    planned = world.store.reserve(pod("a"), MACVLAN, dry_run=True)
+    assert planned.addresses == ("172.17.0.11",) and planned.names == ()
+    assert world.api.ips == {}
+    assert world.store.reserve(pod("b"), MACVLAN).addresses == ("172.17.0.11",)
+
+
+def test_statefulset_pod_recreated_gets_its_addresses_back(world):
+    first = pod("web-0", owner_kind="StatefulSet", owner_uid="sts-1")
+    held = world.store.reserve(first, MACVLAN)
+    world.store.reserve(pod("other"), MACVLAN)
+    again = pod("web-0", owner_kind="StatefulSet", owner_uid="sts-1")
+    reused = world.store.reserve(again, MACVLAN)
+    assert reused.addresses == held.addresses and reused.mac == held.mac
+    assert reused.created == ()
+    labels = world.api.ips[held.names[0]]["metadata"]["labels"]
+    assert labels[objects.LABEL_RESERVATION] == again.token
+
+
+def test_fixed_address_of_a_gone_pod_with_the_same_name_passes_to_the_new_pod(world):
+    fixed = Claim(**{**MACVLAN.__dict__, "fixed": ("172.17.0.100",)})
+    world.store.reserve(pod("static-ip"), fixed)  # its pod was deleted (never in the cache)
+    newer = pod("static-ip")
+    world.store.check(newer, fixed)
+    held = world.store.reserve(newer, fixed)
+    assert held.created == () and held.names == ("macvlan.172.17.0.100",)
+    labels = world.api.ips["macvlan.172.17.0.100"]["metadata"]["labels"]
+    assert labels[objects.LABEL_RESERVATION] == newer.token
+
+
+def test_fixed_mac_held_is_refused_naming_the_pod(world):
+    world.store.reserve(pod("a"), Claim(**{**MACVLAN.__dict__, "mac": "00:00:00:53:6B:BB"}))
+    with pytest.raises(errors.AddressConflict, match="MAC 00:00:00:53:6b:bb is held by pod default/a"):
+        world.store.check(pod("b"), Claim(**{**MACVLAN.__dict__, "mac": "00:00:00:53:6b:bb"}))
+
+
+def test_deleted_ip_object_frees_the_address(world):
+    held = world.store.reserve(pod("a"), MACVLAN)
+    assert world.store.delete(held.names[0])
+    assert world.store.state("macvlan").allocator.holder("172.17.0.11") is None
+
+
+def test_subnet_spec_change_rebuilds_and_keeps_held_addresses(world):
+    world.store.reserve(pod("a"), MACVLAN)
+    changed = subnet("macvlan", "172.17.0.0/16", provider="macvlan.default", gateway="172.17.0.1",
+                     exclude=("172.17.0.0..172.17.0.20",))
+    world.add(objects.SUBNETS, changed)
+    state = world.store.state("macvlan")
+    assert state.allocator.holder("172.17.0.11") is not None
+    assert world.store.reserve(pod("b"), MACVLAN).addresses == ("172.17.0.21",)
+
+
+def test_unknown_subnet_is_read_live_then_refused_when_absent(world):
+    world.api.objects[(objects.SUBNETS, "", "late")] = subnet("late", "10.7.0.0/24", provider="x.y")
+    assert world.store.state("late").spec.name == "late"  # not in the cache yet: read live
+    with pytest.raises(errors.AllocatorError, match="subnet 'nope' does not exist"):
+        world.store.state("nope")
+
+
+def test_many_threads_never_share_an_address(world):
+    results: list[str] = []
+    lock = threading.Lock()
+
+    def worker(index: int) -> None:
+        for n in range(25):
+            held = world.store.reserve(pod(f"t{index}-{n}"), MACVLAN)
+            with lock:
+                results.extend(held.addresses)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 200 and len(set(results)) == 200
+    assert len(world.api.ips) == 200
+
+
+def test_two_processes_racing_on_one_api_never_share_an_address():
+    api = FakeApi(deferred=True)
+    first = World(api).guide()
+    second = World(api)
+    results: list[str] = []
+    lock = threading.Lock()
+
+    def worker(world: World, tag: str) -> None:
+        for n in range(40):
+            held = world.store.reserve(pod(f"{tag}-{n}"), MACVLAN)
+            with lock:
+                results.extend(held.addresses)
+            if n % 7 == 0:
+                api.deliver()
+
+    threads = [threading.Thread(target=worker, args=(w, t)) for w, t in ((first, "a"), (second, "b"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 80 and len(set(results)) == 80
+    lost = [call for call in api.calls if call[0] == "create_ip"]
+    assert len(lost) >= 80
+
+
+def test_api_failure_on_create_leaves_nothing_held(world):
+    world.api.fail = lambda op, name: ApiError(500, "boom") if op == "create_ip" else None
+    with pytest.raises(TryAgain, match="retry"):
+        world.store.reserve(pod("a"), MACVLAN)
+    assert world.api.ips == {}
+    alloc = world.store.state("macvlan").allocator
+    assert alloc.holder("172.17.0.11") is None and alloc.usage().v4_using == 0
+
+
+def test_too_many_lost_races_ask_to_retry(world):
+    world.api.fail = lambda op, name: AlreadyExists(409, "exists") if op == "create_ip" else None
+    with pytest.raises(TryAgain, match="lost 64 races"):
+        world.store.reserve(pod("a"), MACVLAN)
