@@ -426,7 +426,8 @@ class Store(ClusterView):
                 return held
             if claim.fixed:
                 names = [objects.ip_object_name(claim.subnet, a) for a in claim.fixed]
-                holder = next(filter(None, (self.ip_object(n) or self._live(objects.IPS, n) for n in names)), None)
+                found = (self.ip_object(n) or self._live(objects.IPS, n) for n in names)
+                holder = next(filter(None, found), None)
                 if holder is None:
                     raise TryAgain(f"{','.join(claim.fixed)} was just taken; retry to learn by whom")
                 raise _held_by(','.join(claim.fixed), holder, claim.subnet)
