@@ -13,6 +13,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "webhook.commands.dev",
     "webhook.commands.install",
     "webhook.commands.install_cni",
+    "webhook.commands.status",
+    "webhook.commands.who_has",
+    "webhook.commands.gc",
     "cni.commands",
 )
 

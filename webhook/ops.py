@@ -1,0 +1,297 @@
+"""The operator's questions (`status`, `who-has`, `gc`), answered the way the webhook answers them.
+
+One list of each kind fills an `ObjectCache` and a `Store` over it, so usage comes from the same
+allocator state the webhook allocates from, and `gc` decides with the Lifecycle's own rules (a
+subclass records each decision instead of, or before, acting on it). No watches: a CLI run is a
+snapshot.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from webhook import objects
+from webhook.cache import Object, ObjectCache
+
+STATUS_KINDS = (objects.SUBNETS, objects.IPS, objects.IPPOOLS)
+ALL_KINDS = (objects.SUBNETS, objects.IPS, objects.IPPOOLS, objects.NADS, objects.PODS, objects.STATEFULSETS)
+
+
+class OpsError(RuntimeError):
+    """The question cannot be answered; the message says why and what to do."""
+
+
+# -- connecting and loading -------------------------------------------------------------------------
+
+
+def kubeconfig_path(explicit: str | None) -> str | None:
+    """`--kubeconfig`, else `$KUBECONFIG` (its first file), else ~/.kube/config; None = in-cluster."""
+    if explicit:
+        if not Path(explicit).is_file():
+            raise OpsError(f"--kubeconfig {explicit} does not exist; give the path of a kubeconfig file")
+        return explicit
+    env = os.environ.get("KUBECONFIG", "")
+    first = next((part for part in env.split(os.pathsep) if part), "")
+    if first:
+        return first
+    default = Path.home() / ".kube" / "config"
+    return str(default) if default.is_file() else None
+
+
+def connect(kubeconfig: str | None) -> Any:
+    """An `ApiClient` for `kubeconfig`, or the pod's service account when None."""
+    from kubernetes import client, config
+
+    configuration = client.Configuration()
+    try:
+        if kubeconfig:
+            config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+        else:
+            config.load_incluster_config(client_configuration=configuration)
+    except config.ConfigException as error:
+        where = kubeconfig or "the in-cluster service account"
+        raise OpsError(f"cannot use {where} ({error}); pass --kubeconfig FILE or set KUBECONFIG") from None
+    return client.ApiClient(configuration)
+
+
+def load(api_client: Any, kinds: Sequence[str] = ALL_KINDS) -> Any:
+    """A `Store` over a cache filled by one list of each of `kinds`."""
+    from webhook.kubeapi import ApiError, KubernetesApi, NotFound
+    from webhook.store import Store
+
+    api = KubernetesApi(api_client, timeout=30.0)
+    cache = ObjectCache()
+    store = Store(cache, api=api)
+    for kind in kinds:
+        try:
+            items = api.list(kind)
+        except NotFound:
+            items = []  # the CRD is not installed: nothing of that kind exists
+        except ApiError as error:
+            raise OpsError(f"cannot list {kind}: {error}") from None
+        except Exception as error:  # connection refused, TLS, DNS: name the server
+            host = getattr(getattr(api_client, "configuration", None), "host", "?")
+            raise OpsError(f"cannot reach the API server at {host} to list {kind}: {error}") from None
+        cache.replace(kind, items)
+    return store
+
+
+# -- status -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FamilyUsage:
+    used: int
+    available: int
+
+
+@dataclass(frozen=True)
+class SubnetUsage:
+    """One row of `multinic-ipam status`."""
+
+    name: str
+    provider: str
+    cidr: str
+    protocol: str
+    v4: FamilyUsage | None
+    v6: FamilyUsage | None
+    pools: tuple[str, ...]
+    problem: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        def family(usage: FamilyUsage | None) -> dict[str, int] | None:
+            return None if usage is None else {"used": usage.used, "available": usage.available}
+
+        return {
+            "name": self.name, "provider": self.provider, "cidr": self.cidr, "protocol": self.protocol,
+            "v4": family(self.v4), "v6": family(self.v6), "pools": list(self.pools), "problem": self.problem,
+        }
+
+
+def subnet_usage(store: Any) -> list[SubnetUsage]:
+    """Every Subnet with its usage per family, from the allocator the webhook itself would build."""
+    from allocator.errors import AllocatorError
+
+    rows = []
+    for subnet in store.subnets():
+        name = subnet["metadata"]["name"]
+        spec = subnet.get("spec") or {}
+        pools = tuple(_pool_text(pool) for pool in store.ippools(subnet=name))
+        base = {"name": name, "provider": spec.get("provider", "ovn"), "cidr": spec.get("cidrBlock", ""),
+                "protocol": spec.get("protocol", "")}
+        try:
+            state = store.state(name)
+        except AllocatorError as error:
+            rows.append(SubnetUsage(**base, v4=None, v6=None, pools=pools, problem=str(error)))
+            continue
+        with state.lock:
+            usage = state.allocator.usage()
+        families = {cidr.version for cidr in state.spec.cidrs}
+        base["protocol"] = state.spec.protocol
+        rows.append(
+            SubnetUsage(
+                **base,
+                v4=FamilyUsage(usage.v4_using, usage.v4_available) if 4 in families else None,
+                v6=FamilyUsage(usage.v6_using, usage.v6_available) if 6 in families else None,
+                pools=pools,
+            )
+        )
+    return rows
+
+
+def _pool_text(pool: Object) -> str:
+    ips = (pool.get("spec") or {}).get("ips") or []
+    return f"{pool['metadata']['name']}({len(ips)})"
+
+
+# -- who-has ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Holding:
+    """Who holds an address, as `multinic-ipam who-has` prints it."""
+
+    address: str
+    subnet: str
+    provider: str
+    pod: str
+    interface: str
+    mac: str
+    since: str
+    bound: bool
+    ip_object: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def parse_address(text: str) -> str:
+    """The normalised address, or an OpsError naming the bad value."""
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        raise OpsError(f"{text!r} is not an IP address; give one like 172.17.0.11 or fd00::11") from None
+
+
+def who_has(store: Any, address: str) -> tuple[list[Holding], list[str]]:
+    """(holdings of `address`, names of the Subnets whose CIDR contains it)."""
+    from webhook.store import address_of
+
+    ip = ipaddress.ip_address(address)
+    holdings, containing = [], []
+    for subnet in store.subnets():
+        name = subnet["metadata"]["name"]
+        if _contains(subnet, ip):
+            containing.append(name)
+        obj = store.holder(name, address)
+        if obj is None:
+            continue
+        spec = obj.get("spec") or {}
+        pod = spec.get("podName") or (spec.get("generateName", "") + "*")
+        held = [a for a in address_of(obj).split(",") if a]
+        shown = next((a for a in held if ipaddress.ip_address(a) == ip), address)
+        holdings.append(
+            Holding(
+                address=shown, subnet=name, provider=spec.get("provider", ""),
+                pod=f"{spec.get('namespace', '')}/{pod}", interface=spec.get("interface", ""),
+                mac=spec.get("macAddress", ""), since=obj["metadata"].get("creationTimestamp", ""),
+                bound=bool(spec.get("podUID")), ip_object=obj["metadata"]["name"],
+            )
+        )
+    return holdings, containing
+
+
+def _contains(subnet: Object, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    for block in str((subnet.get("spec") or {}).get("cidrBlock", "")).split(","):
+        try:
+            if ip in ipaddress.ip_network(block.strip(), strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def age(timestamp: str, now: float | None = None) -> str:
+    """'3m12s ago'-style age of an RFC 3339 timestamp (empty when unknown)."""
+    if not timestamp:
+        return ""
+    then = dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+    seconds = int((now if now is not None else dt.datetime.now(dt.UTC).timestamp()) - then)
+    if seconds < 0:
+        return "just now"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
+    shown = [f"{value}{unit}" for value, unit in parts if value][:2] or ["0s"]
+    return "".join(shown) + " ago"
+
+
+# -- gc -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the Lifecycle decided for one IP object."""
+
+    action: str  # "release" or "bind"
+    ip_object: str
+    address: str
+    subnet: str
+    pod: str
+    reason: str
+    done: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def collect_garbage(store: Any, *, dry_run: bool, grace: float | None = None) -> list[Decision]:
+    """One Lifecycle pass over every IP object; with `dry_run`, decisions only, nothing written."""
+    from webhook.lifecycle import Lifecycle
+    from webhook.store import address_of, holder_text
+
+    class RecordingLifecycle(Lifecycle):
+        """The Lifecycle's decisions, recorded; acted on only when not a dry run."""
+
+        decisions: list[Decision]
+
+        def _release(self, ip: Object, why: str) -> str:
+            done = False if dry_run else super()._release(ip, why) == "released"
+            self.decisions.append(_decision("release", ip, why, done))
+            return "released" if dry_run or done else "kept"
+
+        def _bind(self, ip: Object, pod: Object) -> str:
+            meta = pod.get("metadata") or {}
+            why = f"its pod {meta.get('namespace', '')}/{meta.get('name', '')} exists now"
+            done = False if dry_run else super()._bind(ip, pod) == "bound"
+            self.decisions.append(_decision("bind", ip, why, done))
+            return "bound" if dry_run or done else "kept"
+
+    def _decision(action: str, ip: Object, why: str, done: bool) -> Decision:
+        spec = ip.get("spec") or {}
+        return Decision(action, ip["metadata"]["name"], address_of(ip), spec.get("subnet", ""),
+                        holder_text(ip).removeprefix("pod "), why, done)
+
+    lifecycle = RecordingLifecycle(store=store, identity="multinic-ipam-gc", grace=grace)
+    lifecycle.decisions = []
+    lifecycle.reconcile()
+    return lifecycle.decisions
+
+
+# -- tables -------------------------------------------------------------------------------------------
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """Left-aligned columns separated by two spaces, like kubectl's."""
+    all_rows = [list(header), *([str(cell) for cell in row] for row in rows)]
+    widths = [max(len(row[i]) for row in all_rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+             for row in all_rows]
+    return "\n".join(lines)
