@@ -36,6 +36,8 @@ ADMIN_USER = "multinic-ipam-admin"
 # them against a 1.20 server's OpenAPI and refuse fields newer than 1.20.
 _VALIDATING_VERBS = frozenset({"apply", "create", "replace"})
 _LOG_TAIL_LINES = 30
+_PORT_ATTEMPTS = 3
+_PORT_TAKEN = "address already in use"
 
 
 class ControlPlaneError(RuntimeError):
@@ -200,7 +202,7 @@ class ManagedProcess:
     def __init__(self, name: str, argv: Sequence[str], log_path: Path) -> None:
         self.name = name
         self.log_path = log_path
-        with open(log_path, "ab") as log:
+        with open(log_path, "wb") as log:
             self.popen = subprocess.Popen(
                 list(argv),
                 stdin=subprocess.DEVNULL,
@@ -287,15 +289,23 @@ class ControlPlane:
             atexit.register(self.stop)
             self._atexit_registered = True
         deadline = time.monotonic() + timeout
-        try:
-            client_port = self._start_etcd()
-            self._start_apiserver(client_port)
-            self._wait_ready(deadline)
-            self._start_controller_manager()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        for attempt in range(1, _PORT_ATTEMPTS + 1):
+            try:
+                client_port = self._start_etcd()
+                self._start_apiserver(client_port)
+                self._wait_ready(deadline)
+                self._start_controller_manager()
+                return self
+            except ControlPlaneError as error:
+                self.stop()
+                # A port picked free can be taken before the process binds it (other control
+                # planes start on this machine too): pick new ports and try again.
+                if _PORT_TAKEN not in str(error) or attempt == _PORT_ATTEMPTS:
+                    raise
+            except BaseException:
+                self.stop()
+                raise
+        raise AssertionError("unreachable")
 
     def stop(self) -> None:
         """Kill every process this control plane started (process groups) and drop etcd's data."""

@@ -121,3 +121,26 @@ def test_server_before_start_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ControlPlaneError, match="not started"):
         _ = ControlPlane(tmp_path).server
     assert not os.path.exists(tmp_path / "kubeconfig")
+
+
+def test_a_port_taken_meanwhile_is_retried_with_new_ports(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "etcd-calls"
+    etcd = find_binaries()["etcd"]
+    _script(
+        bin_dir / "etcd",
+        f'echo $$ >> {calls}\n'
+        f'if [ "$(wc -l < {calls})" -eq 1 ]; then\n'
+        '  echo "listen tcp 127.0.0.1:2379: bind: address already in use" >&2; exit 1\n'
+        f'fi\nexec {etcd} "$@"',
+    )
+    _script(bin_dir / "kube-apiserver", 'echo "Error: unknown flag: --boom" >&2; exit 1')
+    _script(bin_dir / "kube-controller-manager", "exit 1")
+    _script(bin_dir / "kubectl", "exit 0")
+    plane = ControlPlane(tmp_path / "work", bin_dir=bin_dir)
+    with pytest.raises(ControlPlaneError, match=r"kube-apiserver exited during start"):
+        plane.start(timeout=30)
+    pids = [int(pid) for pid in calls.read_text().split()]
+    assert len(pids) == 2
+    assert not any(_alive(pid) for pid in pids)
