@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from webhook import informers, install
+from webhook import informers, install, lifecycle
 
 REPO = Path(__file__).resolve().parents[3]
 MANIFESTS = REPO / "manifests"
@@ -154,6 +154,9 @@ def test_webhook_deployment_is_highly_available_and_locked_down() -> None:
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
     assert container["args"][0] == "serve"
+    env = {e["name"]: e for e in container["env"]}
+    lease_namespace = env[lifecycle.NAMESPACE_ENV]["valueFrom"]["fieldRef"]["fieldPath"]
+    assert lease_namespace == "metadata.namespace"  # the leader-election Role lives there
     secret_volume = next(v for v in pod["volumes"] if "secret" in v)
     assert secret_volume["secret"]["secretName"] == TLS_SECRET
     cert_dir = next(a.split("=", 1)[1] for a in container["args"] if a.startswith("--cert-dir="))
