@@ -23,7 +23,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -187,13 +187,25 @@ def _write_service_account_key(path: Path) -> Path:
     return path
 
 
-def _set_parent_death_signal() -> None:
-    """In the child, before exec: die with the parent, so a killed test run leaves no orphans."""
-    import ctypes
+def _parent_death_hook() -> Callable[[], None] | None:
+    """A pre-exec hook making the child die with us (Linux `prctl(PR_SET_PDEATHSIG)`).
 
+    A killed test run then leaves no orphaned etcd behind. libc is resolved here, in the parent,
+    so the child makes a single foreign call between fork and exec. The signal follows the
+    *thread* that started the child: start control planes from a long-lived thread (the main one).
+    """
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
     pr_set_pdeathsig = 1
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+    def hook() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+    return hook
 
 
 class ManagedProcess:
@@ -209,7 +221,7 @@ class ManagedProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_set_parent_death_signal,  # noqa: PLW1509 (no threads before exec here)
+                preexec_fn=_parent_death_hook(),  # noqa: PLW1509 (one prctl call, resolved beforehand)
             )
 
     def running(self) -> bool:

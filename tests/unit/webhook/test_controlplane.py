@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 
 from webhook.controlplane import ControlPlane, ControlPlaneError, ManagedProcess, find_binaries
 
+REPO = Path(__file__).resolve().parents[3]
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
 
 
@@ -144,3 +147,19 @@ def test_a_port_taken_meanwhile_is_retried_with_new_ports(tmp_path: Path) -> Non
     pids = [int(pid) for pid in calls.read_text().split()]
     assert len(pids) == 2
     assert not any(_alive(pid) for pid in pids)
+
+
+def test_children_die_with_a_killed_parent(tmp_path: Path) -> None:
+    # A parent that starts a process and dies without stopping it, like a SIGKILLed pytest.
+    program = (
+        "import sys, os; from pathlib import Path; from webhook.controlplane import ManagedProcess; "
+        f"p = ManagedProcess('orphan', ['sleep', '300'], Path({str(tmp_path / 'orphan.log')!r})); "
+        "print(p.popen.pid, flush=True); os._exit(0)"
+    )
+    parent = subprocess.run([sys.executable, "-c", program], cwd=REPO, capture_output=True, text=True,
+                            timeout=30, check=True)
+    child = int(parent.stdout.strip())
+    deadline = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)
