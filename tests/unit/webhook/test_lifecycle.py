@@ -1,0 +1,202 @@
+"""Lifecycle: one leader by Lease; bind, release and garbage-collect IP objects; batch Subnet status."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.webhook.world import World
+from webhook import lifecycle, objects
+from webhook.store import Claim, PodIdentity
+
+MACVLAN = Claim(subnet="macvlan", provider="macvlan.default", interface="net1")
+
+
+@pytest.fixture
+def world() -> World:
+    return World().guide()
+
+
+def leader(world: World, identity: str = "one", **kw) -> lifecycle.Lifecycle:
+    kw.setdefault("grace", 60)
+    cycle = lifecycle.Lifecycle(store=world.store, identity=identity, namespace="kube-system",
+                                clock=lambda: world.now, **kw)
+    assert cycle.acquire()
+    return cycle
+
+
+def admit(world: World, name: str, **kw) -> tuple[PodIdentity, str]:
+    who = PodIdentity("default", name, **kw)
+    return who, world.store.reserve(who, MACVLAN).names[0]
+
+
+def create_pod(world: World, who: PodIdentity, *, phase: str = "Running", restart: str = "Always",
+               uid: str | None = None) -> dict:
+    meta = {"name": who.name, "namespace": who.namespace,
+            "annotations": {objects.RESERVATION_ANNOTATION: who.token}}
+    if uid:
+        meta["uid"] = uid
+    return world.add(objects.PODS, {"metadata": meta, "spec": {"restartPolicy": restart},
+                                    "status": {"phase": phase}})
+
+
+def test_only_one_replica_leads_and_a_stopped_leader_hands_over(world):
+    first = leader(world, "one")
+    second = lifecycle.Lifecycle(store=world.store, identity="two", namespace="kube-system",
+                                 clock=lambda: world.now)
+    assert not second.acquire()
+    assert first.acquire()  # renewal
+    first.stop()
+    assert second.acquire()
+    assert world.api.leases[("kube-system", lifecycle.LEASE_NAME)]["spec"]["holderIdentity"] == "two"
+
+
+def test_an_expired_lease_is_taken_over(world):
+    first = leader(world, "one", lease_seconds=10)
+    second = lifecycle.Lifecycle(store=world.store, identity="two", namespace="kube-system",
+                                 clock=lambda: world.now)
+    assert not second.acquire()
+    world.now += 11  # the first leader died without renewing
+    assert second.acquire()
+    assert not first.acquire()
+    assert world.api.leases[("kube-system", lifecycle.LEASE_NAME)]["spec"]["leaseTransitions"] == 1
+
+
+def test_reservation_is_bound_to_its_pod_once_the_pod_exists(world):
+    cycle = leader(world)
+    who, name = admit(world, "")  # a generateName pod: no name at admission
+    assert cycle.reconcile().kept == 1
+    pod = create_pod(world, PodIdentity("default", "web-abc12", token=who.token))
+    assert cycle.reconcile().bound == 1
+    spec = world.api.ips[name]["spec"]
+    assert (spec["podName"], spec["podUID"]) == ("web-abc12", pod["metadata"]["uid"])
+
+
+def test_address_is_released_when_the_pod_is_gone(world):
+    cycle = leader(world)
+    who, name = admit(world, "a")
+    create_pod(world, who)
+    cycle.reconcile()
+    world.api.remove(objects.PODS, "default", "a")
+    assert cycle.reconcile().released == 1
+    assert name not in world.api.ips
+    assert world.store.state("macvlan").allocator.holder("172.17.0.11") is None
+
+
+def test_a_cache_miss_is_confirmed_live_before_releasing(world):
+    cycle = leader(world)
+    who, name = admit(world, "a")
+    create_pod(world, who)
+    cycle.reconcile()
+    world.cache.delete(objects.PODS, world.cache.get(objects.PODS, "a", "default"))  # cache lags behind
+    assert cycle.reconcile().released == 0
+    assert name in world.api.ips
+
+
+def test_recreated_pod_with_the_same_name_but_new_uid_releases_the_old_address(world):
+    cycle = leader(world)
+    who, name = admit(world, "a")
+    create_pod(world, who)
+    cycle.reconcile()
+    world.api.remove(objects.PODS, "default", "a")
+    create_pod(world, PodIdentity("default", "a"))  # new pod, new UID and token
+    assert cycle.reconcile().released == 1
+    assert name not in world.api.ips
+
+
+@pytest.mark.parametrize(
+    ("phase", "restart", "released"),
+    [("Succeeded", "Always", 1), ("Failed", "Never", 1), ("Failed", "OnFailure", 0), ("Running", "Never", 0)],
+)
+def test_finished_pods_release_their_addresses(world, phase, restart, released):
+    cycle = leader(world)
+    who, _ = admit(world, "job")
+    running = create_pod(world, who)
+    assert cycle.reconcile().bound == 1
+    create_pod(world, who, phase=phase, restart=restart, uid=running["metadata"]["uid"])
+    assert cycle.reconcile().released == released
+
+
+def test_reservation_whose_pod_never_came_is_released_after_the_grace_period(world):
+    cycle = leader(world, grace=30)
+    _, name = admit(world, "refused-later")
+    world.now += 29
+    assert cycle.reconcile().released == 0
+    world.now += 2
+    assert cycle.reconcile().released == 1
+    assert name not in world.api.ips
+
+
+def test_generate_name_reservation_found_by_a_live_list_is_bound_not_released(world):
+    cycle = leader(world, grace=30)
+    who, name = admit(world, "")
+    world.api.objects[(objects.PODS, "default", "web-x1")] = {
+        "metadata": {"name": "web-x1", "namespace": "default", "uid": "u-x1",
+                     "annotations": {objects.RESERVATION_ANNOTATION: who.token}},
+        "status": {"phase": "Pending"},
+    }  # exists, but the informer has not seen it
+    world.now += 31
+    assert cycle.reconcile().bound == 1
+    assert world.api.ips[name]["spec"]["podUID"] == "u-x1"
+
+
+def test_statefulset_pods_keep_addresses_until_scale_down_or_deletion(world):
+    cycle = leader(world)
+    world.add(objects.STATEFULSETS, {"metadata": {"name": "web", "namespace": "default", "uid": "sts"},
+                                     "spec": {"replicas": 2}})
+    _, zero = admit(world, "web-0", owner_kind="StatefulSet", owner_uid="sts")
+    _, one = admit(world, "web-1", owner_kind="StatefulSet", owner_uid="sts")
+    world.now += 1000  # far past any grace period, pods deleted: kept anyway
+    assert cycle.reconcile().released == 0
+    world.add(objects.STATEFULSETS, {"metadata": {"name": "web", "namespace": "default", "uid": "sts"},
+                                     "spec": {"replicas": 1}})
+    assert cycle.reconcile().released == 1
+    assert one not in world.api.ips and zero in world.api.ips
+    world.api.remove(objects.STATEFULSETS, "default", "web")
+    assert cycle.reconcile().released == 1
+    assert world.api.ips == {}
+
+
+def test_release_loses_to_a_concurrent_takeover(world):
+    _, name = admit(world, "web-0", owner_kind="StatefulSet", owner_uid="gone")
+    stale = world.cache.get(objects.IPS, name)
+    world.api.patch_ip(name, {"metadata": {"labels": {objects.LABEL_RESERVATION: "newer"}}})
+    assert not world.store.delete(name, resource_version=stale["metadata"]["resourceVersion"])
+    assert name in world.api.ips
+
+
+def test_subnet_status_is_written_in_batches_only_when_changed(world):
+    cycle = leader(world, status_interval=5)
+    admit(world, "a")
+    admit(world, "b")
+    assert cycle.write_status() == 2  # both subnets have no status yet
+    assert world.api.statuses["macvlan"] == {"v4availableIPs": 65522, "v4usingIPs": 2,
+                                             "v6availableIPs": 0, "v6usingIPs": 0}
+    for name, status in world.api.statuses.items():
+        subnet = world.cache.get(objects.SUBNETS, name)
+        world.cache.put(objects.SUBNETS, {**subnet, "status": status})
+    assert cycle.write_status() == 0
+    calls = len([c for c in world.api.calls if c[0] == "patch_subnet_status"])
+    cycle.step()
+    world.now += 1
+    cycle.step()  # within the batch interval: no status write
+    assert len([c for c in world.api.calls if c[0] == "patch_subnet_status"]) == calls
+
+
+def test_grace_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv(lifecycle.GRACE_ENV, "7.5")
+    assert lifecycle.grace_from_env() == 7.5
+    monkeypatch.setenv(lifecycle.GRACE_ENV, "soon")
+    with pytest.raises(ValueError, match="'soon' is not a number of seconds"):
+        lifecycle.grace_from_env()
+    monkeypatch.delenv(lifecycle.GRACE_ENV)
+    assert lifecycle.grace_from_env() == lifecycle.DEFAULT_GRACE
+
+
+def test_a_non_leader_does_nothing(world):
+    leader(world, "one")
+    follower = lifecycle.Lifecycle(store=world.store, identity="two", namespace="kube-system",
+                                   clock=lambda: world.now, grace=0)
+    admit(world, "never")
+    world.now += 5
+    assert follower.step() is None
+    assert len(world.api.ips) == 1
