@@ -433,6 +433,20 @@ def label_excluded_namespaces(api_client: Any, names: Sequence[str]) -> list[Cha
     return changes
 
 
+def describe_scope(version: ServerVersion, target: Target) -> str:
+    """One line telling the operator which requests will reach the webhooks on this server."""
+    excluded = ", ".join(target.excluded_namespaces())
+    if match_conditions(version) is not None:
+        return (
+            f"API server {version[0]}.{version[1]}: only pods and workloads carrying Multus or "
+            f"multinic-ipam annotations reach the webhooks (matchConditions); {excluded} never do"
+        )
+    return (
+        f"API server {version[0]}.{version[1]}: no matchConditions before 1.28, so every pod and "
+        f"workload outside {excluded} reaches the webhooks"
+    )
+
+
 def install(api_client: Any, *, target: Target, cert_dir: Path) -> list[Change]:
     """Everything `multinic-ipam install` does, in order; returns one Change per object."""
     ca_bundle = read_ca_bundle(cert_dir)

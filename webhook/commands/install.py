@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"multinic-ipam install: cannot load a cluster configuration: {error}", file=sys.stderr)
         return 2
     try:
+        print(install.describe_scope(install.server_version(api), target))
         changes = install.install(api, target=target, cert_dir=args.cert_dir)
     except install.InstallError as error:
         print(f"multinic-ipam install: {error}", file=sys.stderr)

@@ -275,3 +275,11 @@ def test_crds_are_shipped_with_kube_ovn_names() -> None:
     assert subnet["subresources"] == {"status": {}}
     status = subnet["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
     assert status["v6availableIPs"]["type"] == "number"
+
+
+def test_describe_scope_tells_what_reaches_the_webhooks() -> None:
+    old = install.describe_scope((1, 20), SERVICE)
+    assert old.startswith("API server 1.20: no matchConditions before 1.28")
+    assert "kube-system, multinic-ipam" in old
+    new = install.describe_scope((1, 30), URL)
+    assert "matchConditions" in new and new.endswith("kube-system never do")
