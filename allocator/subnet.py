@@ -589,9 +589,9 @@ class Subnet:
     def _family(self, version: int) -> _Family:
         state = self._families.get(version)
         if state is None:
+            kind = family_name(version) if version in (4, 6) else f"IP version {version!r}"
             raise OutOfRange(
-                f"subnet {self.name} has no {family_name(version) if version in (4, 6) else version!r} "
-                f"block in its cidrBlock {self.spec.cidr_block}"
+                f"subnet {self.name} has no {kind} block in its cidrBlock {self.spec.cidr_block}"
             )
         return state
 
