@@ -20,28 +20,21 @@ from allocator import pools
 from webhook import objects
 from webhook.cache import Object
 from webhook.kubeapi import AlreadyExists, ApiError, Conflict, NotFound
-from webhook.store import RESERVED_AT_ANNOTATION, Store, address_of, token_of
+from webhook.store import (  # noqa: F401 (GRACE_ENV, DEFAULT_GRACE, grace_from_env: re-exported)
+    DEFAULT_GRACE,
+    GRACE_ANNOTATION,
+    GRACE_ENV,
+    RESERVED_AT_ANNOTATION,
+    Store,
+    address_of,
+    grace_from_env,
+    token_of,
+)
 
 log = logging.getLogger(__name__)
 
-GRACE_ENV = "MULTINIC_IPAM_RESERVATION_GRACE_SECONDS"
 NAMESPACE_ENV = "MULTINIC_IPAM_NAMESPACE"
-DEFAULT_GRACE = 120.0  # longer than the API server's request timeout for a pod create
 LEASE_NAME = "multinic-ipam-lifecycle"
-
-
-def grace_from_env() -> float:
-    """The reservation grace period: `MULTINIC_IPAM_RESERVATION_GRACE_SECONDS`, default 120."""
-    text = os.environ.get(GRACE_ENV, "").strip()
-    if not text:
-        return DEFAULT_GRACE
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{GRACE_ENV}={text!r} is not a number of seconds; write e.g. 120") from None
-    if value < 0:
-        raise ValueError(f"{GRACE_ENV}={text!r} is negative; write a number of seconds >= 0")
-    return value
 
 
 class _Unsure(Exception):  # noqa: N818 (a reason to wait, not an error)
@@ -81,7 +74,8 @@ class Lifecycle:
         self.lease_seconds = lease_seconds
         self.interval = interval
         self.status_interval = status_interval
-        self.grace = grace_from_env() if grace is None else grace
+        self.grace_override = grace  # None: each reservation's own grace period decides
+        self.grace = store.grace if grace is None else grace
         self.clock = clock
         self.leader = False
         self._observed: tuple[str, str] | None = None  # (holder, renewTime) last seen
@@ -290,7 +284,13 @@ class Lifecycle:
             reserved = float(stamp) if stamp else _parse_time(meta.get("creationTimestamp", ""))
         except ValueError:
             reserved = 0.0
-        return self.clock() - reserved > self.grace
+        grace = self.grace_override
+        if grace is None:
+            try:
+                grace = float((meta.get("annotations") or {}).get(GRACE_ANNOTATION) or self.grace)
+            except ValueError:
+                grace = self.grace
+        return self.clock() - reserved > grace
 
     def _bind(self, ip: Object, pod: Object) -> str:
         meta = pod.get("metadata") or {}

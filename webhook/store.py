@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import ipaddress
+import os
 import secrets
 import threading
 import time
@@ -30,12 +31,31 @@ from webhook.view import ClusterView
 # When the reservation was made or last taken over (epoch seconds): the Lifecycle's grace period
 # for pods that never come to exist counts from here (a taken-over object keeps its old creationTimestamp).
 RESERVED_AT_ANNOTATION = "multinic-ipam.io/reserved-at"
+# How long that reservation may wait for its pod, as the admitting process was configured: the
+# leader honours it, so each replica's configured grace period travels with its reservations.
+GRACE_ANNOTATION = "multinic-ipam.io/grace-seconds"
+GRACE_ENV = "MULTINIC_IPAM_RESERVATION_GRACE_SECONDS"
+DEFAULT_GRACE = 120.0  # longer than the API server's request timeout for a pod create
 UNKNOWN_OWNER = "?"  # a lost race: held by someone this process has not heard of yet
 MAX_TRIES = 64
 
 
 class TryAgain(errors.AllocatorError):
     """Too many lost races in a row, or the API server failed: the client should retry."""
+
+
+def grace_from_env() -> float:
+    """The reservation grace period: `MULTINIC_IPAM_RESERVATION_GRACE_SECONDS`, default 120."""
+    text = os.environ.get(GRACE_ENV, "").strip()
+    if not text:
+        return DEFAULT_GRACE
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{GRACE_ENV}={text!r} is not a number of seconds; write e.g. 120") from None
+    if value < 0:
+        raise ValueError(f"{GRACE_ENV}={text!r} is negative; write a number of seconds >= 0")
+    return value
 
 
 def new_token() -> str:
@@ -143,8 +163,10 @@ class Store(ClusterView):
         *,
         api: Api | None = None,
         clock: Callable[[], float] = time.time,
+        grace: float | None = None,
     ) -> None:
         super().__init__(cache)
+        self.grace = grace_from_env() if grace is None else grace
         if api is None:
             api = KubernetesApi(api_client)
         self.api = api
@@ -560,7 +582,7 @@ class Store(ClusterView):
                     objects.LABEL_POD_NAMESPACE: pod.namespace,
                     objects.LABEL_RESERVATION: pod.token,
                 },
-                "annotations": {RESERVED_AT_ANNOTATION: f"{self.clock():.3f}"},
+                "annotations": self._stamp(),
             },
             "spec": {
                 "subnet": claim.subnet,
@@ -577,6 +599,9 @@ class Store(ClusterView):
                 "interface": claim.interface,
             },
         }
+
+    def _stamp(self) -> dict[str, str]:
+        return {RESERVED_AT_ANNOTATION: f"{self.clock():.3f}", GRACE_ANNOTATION: f"{self.grace:g}"}
 
     def _take_over(self, pod: PodIdentity, name: str, body: Object) -> Object | None:
         """Relabel an IP object left by an earlier pod of the same name (gone), guarded by resourceVersion."""
@@ -630,7 +655,7 @@ class Store(ClusterView):
                 "metadata": {
                     "resourceVersion": meta.get("resourceVersion"),
                     "labels": {objects.LABEL_RESERVATION: pod.token},
-                    "annotations": {RESERVED_AT_ANNOTATION: f"{self.clock():.3f}"},
+                    "annotations": self._stamp(),
                 },
                 "spec": {"podUID": "", "ownerUID": pod.owner_uid},
             }

@@ -200,3 +200,17 @@ def test_a_non_leader_does_nothing(world):
     world.now += 5
     assert follower.step() is None
     assert len(world.api.ips) == 1
+
+
+def test_each_reservation_carries_the_grace_period_of_the_process_that_made_it(world):
+    cycle = lifecycle.Lifecycle(store=world.store, identity="one", namespace="kube-system",
+                                clock=lambda: world.now)  # no override: the objects decide
+    assert cycle.acquire()
+    world.store.grace = 5
+    _, short = admit(world, "short")
+    world.store.grace = 500
+    _, long = admit(world, "long")
+    assert world.api.ips[short]["metadata"]["annotations"][lifecycle.GRACE_ANNOTATION] == "5"
+    world.now += 6
+    assert cycle.reconcile().released == 1
+    assert short not in world.api.ips and long in world.api.ips
