@@ -10,6 +10,7 @@ from collections.abc import Sequence
 # Module paths, each with `register(subparsers)`; the order is the order in `--help`.
 COMMAND_MODULES: tuple[str, ...] = (
     "webhook.commands.certs",
+    "webhook.commands.serve",
     "webhook.commands.dev",
     "webhook.commands.install",
     "webhook.commands.install_cni",

@@ -1,0 +1,77 @@
+# ruff: noqa: N999 - gunicorn looks for this file name
+"""gunicorn settings for the webhook server; `multinic-ipam serve` passes its options as environment.
+
+Usable on its own, too: `MULTINIC_IPAM_CERT_DIR=D gunicorn -c webhook/gunicorn.conf.py --check-config`.
+
+- TLS only, from `$MULTINIC_IPAM_CERT_DIR/tls.crt` and `tls.key`; renewed files are picked up on the
+  next connection without a restart (`certs.reload`).
+- `gthread` workers: a review may wait on the API server (an IP object create), so each worker
+  serves several requests at once with threads. Each worker has its own cache and informers
+  (`create_app()` runs after the fork: `preload_app` stays off).
+- Graceful shutdown: on SIGTERM workers finish in-flight reviews, then stop their Lifecycle
+  (handing the Lease over) and informers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from certs.reload import gunicorn_ssl_context
+from webhook.logs import dict_config
+
+_env = os.environ.get
+_cert_dir = Path(_env("MULTINIC_IPAM_CERT_DIR", "/etc/multinic-ipam/certs"))
+
+wsgi_app = "webhook.app:create_app()"
+bind = [_env("MULTINIC_IPAM_BIND", "0.0.0.0:8443")]
+certfile = str(_cert_dir / "tls.crt")
+keyfile = str(_cert_dir / "tls.key")
+ssl_context = gunicorn_ssl_context
+
+worker_class = "gthread"
+workers = int(_env("MULTINIC_IPAM_WORKERS", "2"))
+threads = int(_env("MULTINIC_IPAM_THREADS", "8"))
+preload_app = False
+# The API server's webhook timeout is at most 30 s; a worker silent for longer is stuck.
+timeout = 60
+graceful_timeout = 20
+# The API server keeps its connections to a webhook open; reusing them saves a TLS handshake.
+keepalive = 30
+
+proc_name = "multinic-ipam-webhook"
+accesslog = None  # the app logs one line per review, with the verdict
+logconfig_dict = dict_config(_env("MULTINIC_IPAM_LOG_FORMAT", "text"))
+
+
+def on_starting(server: Any) -> None:
+    """Start with an empty metrics folder: samples of a previous run's workers must not count."""
+    folder = _env("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        for stale in Path(folder).glob("*.db"):
+            stale.unlink()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """In the exiting worker: hand the Lease over and stop the informers."""
+    app = getattr(worker, "wsgi", None)
+    runtime = getattr(app, "extensions", {}).get("multinic_ipam") if app is not None else None
+    if runtime is not None:
+        runtime.stop()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """In the arbiter: drop the dead worker's live-only metric samples."""
+    from webhook import metrics
+
+    metrics.worker_exited(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    """Remove the metrics folder `serve` created for this run."""
+    folder = _env("PROMETHEUS_MULTIPROC_DIR")
+    if folder and _env("MULTINIC_IPAM_OWNS_METRICS_DIR") == "1":
+        shutil.rmtree(folder, ignore_errors=True)
