@@ -101,11 +101,43 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _tmpfs_dir(prefix: str) -> Path:
-    """A fresh folder on /dev/shm when there is one: etcd fsyncs every write, tmpfs makes that free."""
+ETCD_DIR_PREFIX = "multinic-etcd-"
+_OWNER_FILE = "owner.pid"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _tmpfs_base() -> Path | None:
     shm = Path("/dev/shm")
-    base = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
-    return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    return shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
+def _etcd_data_dir() -> Path:
+    """A fresh folder on /dev/shm when there is one: etcd fsyncs every write, tmpfs makes that free.
+
+    It records its owner's pid; folders left by owners that died without `stop()` (a SIGKILLed
+    test run) are swept here, since tmpfs holds them in memory until reboot.
+    """
+    base = _tmpfs_base()
+    if base is not None:
+        for stale in base.glob(f"{ETCD_DIR_PREFIX}*"):
+            try:
+                owner = int((stale / _OWNER_FILE).read_text())
+            except (OSError, ValueError):
+                continue
+            if not _pid_alive(owner):
+                shutil.rmtree(stale, ignore_errors=True)
+    folder = Path(tempfile.mkdtemp(prefix=ETCD_DIR_PREFIX, dir=base))
+    (folder / _OWNER_FILE).write_text(str(os.getpid()))
+    return folder
 
 
 def _write_serving_certs(cert_dir: Path) -> tuple[Path, Path, Path]:
@@ -295,6 +327,8 @@ class ControlPlane:
 
     def start(self, timeout: float = 90.0) -> ControlPlane:
         """Start everything and wait until the API server is ready; on failure stop it all."""
+        if self._processes:
+            raise ControlPlaneError(f"the control plane in {self.workdir} is already started")
         self._binaries = find_binaries(self.bin_dir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         if not self._atexit_registered:
@@ -384,7 +418,7 @@ class ControlPlane:
         )
 
     def _start_etcd(self) -> int:
-        self._etcd_data = _tmpfs_dir("multinic-etcd-")
+        self._etcd_data = _etcd_data_dir()
         client_port, peer_port = free_port(), free_port()
         client = f"http://127.0.0.1:{client_port}"
         peer = f"http://127.0.0.1:{peer_port}"
@@ -392,7 +426,7 @@ class ControlPlane:
             "etcd",
             [
                 str(self._binaries["etcd"]),
-                f"--data-dir={self._etcd_data}",
+                f"--data-dir={self._etcd_data / 'data'}",
                 f"--listen-client-urls={client}",
                 f"--advertise-client-urls={client}",
                 f"--listen-peer-urls={peer}",

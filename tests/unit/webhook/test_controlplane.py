@@ -163,3 +163,19 @@ def test_children_die_with_a_killed_parent(tmp_path: Path) -> None:
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(child)
+
+
+def test_etcd_folders_of_dead_owners_are_swept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from webhook import controlplane
+
+    monkeypatch.setattr(controlplane, "_tmpfs_base", lambda: tmp_path)
+    dead = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True, check=True)
+    stale = tmp_path / f"{controlplane.ETCD_DIR_PREFIX}stale"
+    live = tmp_path / f"{controlplane.ETCD_DIR_PREFIX}live"
+    for folder, pid in ((stale, dead.stdout.strip()), (live, str(os.getpid()))):
+        (folder / "data").mkdir(parents=True)
+        (folder / "owner.pid").write_text(pid)
+    fresh = controlplane._etcd_data_dir()
+    assert not stale.exists()
+    assert live.exists()
+    assert fresh.parent == tmp_path and (fresh / "owner.pid").read_text() == str(os.getpid())
