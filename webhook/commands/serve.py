@@ -11,7 +11,7 @@ from pathlib import Path
 
 DESCRIPTION = """\
 Serve the validating (/validate) and mutating (/mutate) admission webhooks, plus /healthz,
-/readyz (200 once every worker's caches are synced) and /metrics, over HTTPS only.
+/readyz (200 once the answering worker's caches are synced) and /metrics, over HTTPS only.
 
 This process becomes gunicorn (exec) configured by webhook/gunicorn.conf.py: the options below are
 handed to it as MULTINIC_IPAM_* environment variables. Each of the --workers processes runs its own
