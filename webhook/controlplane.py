@@ -13,6 +13,7 @@ import contextlib
 import datetime
 import ipaddress
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -217,6 +218,27 @@ def _write_service_account_key(path: Path) -> Path:
     )
     path.chmod(0o600)
     return path
+
+
+def binary_version(path: Path) -> tuple[int, int] | None:
+    """(major, minor) from `<binary> --version` ("Kubernetes v1.20.2"); None when unreadable."""
+    try:
+        done = subprocess.run(
+            [str(path), "--version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = re.search(r"v(\d+)\.(\d+)", done.stdout + done.stderr)
+    return (int(found.group(1)), int(found.group(2))) if found else None
+
+
+def _insecure_port_off(binary: Path, flag: str) -> list[str]:
+    """`flag` for binaries that still have an insecure port (before 1.24, which removed the flag).
+
+    The cached build is 1.20; KUBEBUILDER_ASSETS may hold a newer kube-apiserver.
+    """
+    version = binary_version(binary)
+    return [flag] if version is None or version < (1, 24) else []
 
 
 def _parent_death_hook() -> Callable[[], None] | None:
@@ -478,7 +500,7 @@ class ControlPlane:
                 f"--service-account-key-file={sa_key}",
                 "--service-cluster-ip-range=10.96.0.0/12",
                 "--disable-admission-plugins=ServiceAccount",
-                "--insecure-port=0",
+                *_insecure_port_off(self._binaries["kube-apiserver"], "--insecure-port=0"),
                 "--allow-privileged=true",
             ],
         )
@@ -537,7 +559,7 @@ class ControlPlane:
                 "--controllers=deployment,replicaset,statefulset,daemonset,job,cronjob,"
                 "garbagecollector,namespace",
                 "--leader-elect=false",
-                "--port=0",
+                *_insecure_port_off(binary, "--port=0"),
                 "--secure-port=0",
                 "--use-service-account-credentials=false",
             ],

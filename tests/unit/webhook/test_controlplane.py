@@ -179,3 +179,25 @@ def test_etcd_folders_of_dead_owners_are_swept(tmp_path: Path, monkeypatch: pyte
     assert not stale.exists()
     assert live.exists()
     assert fresh.parent == tmp_path and (fresh / "owner.pid").read_text() == str(os.getpid())
+
+
+@pytest.mark.parametrize(("version", "has_insecure_flag"), [("v1.20.2", True), ("v1.30.1", False)])
+def test_insecure_port_flag_only_for_servers_that_have_it(
+    tmp_path: Path, version: str, has_insecure_flag: bool
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    recorded = tmp_path / "apiserver-args"
+    (bin_dir / "etcd").symlink_to(find_binaries()["etcd"])
+    _script(
+        bin_dir / "kube-apiserver",
+        f'if [ "$1" = --version ]; then echo "Kubernetes {version}"; exit 0; fi\n'
+        f'echo "$@" > {recorded}; exit 1',
+    )
+    _script(bin_dir / "kube-controller-manager", "exit 1")
+    _script(bin_dir / "kubectl", "exit 0")
+    with pytest.raises(ControlPlaneError):
+        ControlPlane(tmp_path / "work", bin_dir=bin_dir).start(timeout=30)
+    args = recorded.read_text().split()
+    assert ("--insecure-port=0" in args) is has_insecure_flag
+    assert "--authorization-mode=RBAC" in args and "--bind-address=127.0.0.1" in args
