@@ -94,6 +94,7 @@ class Runtime:
         self.informers: Any = None
         self.lifecycle: Any = None
         self._stopping = threading.Event()
+        self._warm: threading.Event | None = None  # set once the Store is built after the first sync
 
     @property
     def api_client(self) -> Any:
@@ -120,15 +121,40 @@ class Runtime:
 
             self.informers = Informers(self.cache, self.api_client)
             self.informers.start()
-        if lifecycle:
-            # The Lifecycle releases addresses whose pods are gone: it must never judge from a cache
-            # that is still filling, so it starts only once every kind has been listed.
-            threading.Thread(target=self._start_lifecycle, name="lifecycle-start", daemon=True).start()
+            self._warm = threading.Event()
+        if informers or lifecycle:
+            threading.Thread(
+                target=self._after_sync, args=(lifecycle,), name="after-sync", daemon=True
+            ).start()
 
-    def _start_lifecycle(self) -> None:
+    def _after_sync(self, lifecycle: bool) -> None:
+        """Once the caches are filled: index them into the Store, then start the Lifecycle.
+
+        Building the Store here keeps its indexing off the first /mutate request's clock (/readyz
+        waits for it). The Lifecycle releases addresses whose pods are gone: it must never judge
+        from a cache that is still filling.
+        """
         while self.informers is not None and not self.informers.wait_synced(1.0):
             if self._stopping.is_set():
                 return
+        try:
+            self._start_after_sync(lifecycle)
+        except Exception:  # a broken Store or Lifecycle must not go unnoticed, nor kill serving
+            log.exception("starting the store or the lifecycle failed")
+        finally:
+            if self._warm is not None:
+                self._warm.set()
+
+    def _start_after_sync(self, lifecycle: bool) -> None:
+        try:
+            store = self.store
+        except ModuleNotFoundError as error:
+            if error.name != "webhook.store":
+                raise
+            log.warning("webhook.store is not part of this build; /mutate allocates nothing")
+            return
+        if not lifecycle:
+            return
         try:
             from webhook.lifecycle import Lifecycle
         except ModuleNotFoundError as error:
@@ -139,13 +165,17 @@ class Runtime:
         with self._lock:
             if self._stopping.is_set():
                 return
-        lifecycle = Lifecycle(store=self.store, identity=self.identity)
-        lifecycle.start()
-        self.lifecycle = lifecycle
+            self.lifecycle = Lifecycle(store=store, identity=self.identity)
+            self.lifecycle.start()  # under the lock: stop() either sees it running or prevents it
 
     def unsynced(self) -> list[str]:
-        """Kinds whose cache is not filled yet (none when this app runs without informers)."""
-        return [] if self.informers is None else self.informers.unsynced_kinds()
+        """Kinds whose cache is not filled yet, and "store" until it has indexed them."""
+        if self.informers is None:
+            return []
+        kinds = self.informers.unsynced_kinds()
+        if self._warm is not None and not self._warm.is_set():
+            kinds.append("store")
+        return kinds
 
     def stop(self) -> None:
         """Stop the Lifecycle (hand its Lease over) and the informers; gunicorn's worker_exit."""

@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,9 @@ from hypothesis import strategies as st
 from kubernetes import client as k8s_client
 
 import webhook
+from tests.unit.webhook.fake_apiserver import SUBNETS_PATH, FakeApi
 from webhook import app as webhook_app
-from webhook import logs, objects
+from webhook import informers, logs, objects
 from webhook.cache import ObjectCache
 from webhook.kubeapi import AlreadyExists, NotFound
 from webhook.store import Store
@@ -187,9 +189,31 @@ def test_readyz_names_the_kinds_not_synced_yet() -> None:
     assert response.status_code == 503
     body = response.get_json()
     assert body["ready"] is False
-    assert set(body["unsynced"]) == {"subnets", "ips", "ippools", "network-attachment-definitions",
-                                     "pods", "statefulsets"}
-    assert body["message"].startswith("caches not synced yet: subnets")
+    assert body["unsynced"] == ["subnets", "ips", "ippools", "network-attachment-definitions",
+                                "pods", "statefulsets", "store"]
+    assert body["message"].startswith("caches not synced yet: subnets, ips")
+
+
+def test_readyz_turns_ready_once_synced_and_indexed() -> None:
+    fake = FakeApi([resource.path for resource in informers.RESOURCES.values()])
+    fake.put(SUBNETS_PATH, "macvlan", {"cidrBlock": "172.17.0.0/16", "provider": "macvlan.default"})
+    configuration = k8s_client.Configuration()
+    configuration.host = fake.host
+    app = webhook_app.create_app({
+        "TESTING": True, "START_INFORMERS": True, "START_LIFECYCLE": False,
+        "API_CLIENT": k8s_client.ApiClient(configuration),
+    })
+    runtime = webhook_app.runtime_of(app)
+    try:
+        deadline = time.monotonic() + 10
+        while app.test_client().get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline, "never became ready"
+            time.sleep(0.05)
+        assert runtime.cache.get(objects.SUBNETS, "macvlan") is not None
+        assert runtime._store is not None  # built before ready, not on the first /mutate
+    finally:
+        runtime.stop()
+        fake.close()
 
 
 def test_validate_allows_a_good_subnet_and_echoes_the_uid(client: FlaskClient) -> None:
