@@ -1,0 +1,85 @@
+"""`type: kube-ovn` NADs (the guide's "kube-ovn type attached NIC"): our plugin builds the veth."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cni import netlink
+from tests.cni import netns as nets
+from tests.cni.conftest import Rig
+from tests.cni.test_reference_plugins import Call, annotated, expected_addresses, nad_conf
+
+ATTACHNET = "attachnet.default.ovn"
+
+def host_end(pod: dict[str, Any], ifname: str = "net1") -> str:
+    return netlink.host_veth_name(pod["metadata"]["namespace"], pod["metadata"]["name"], ifname)
+
+
+def test_veth_gets_the_annotated_mac_and_address_and_del_removes_it(rig: Rig) -> None:
+    pod = rig.create_pod("pod-samplepod-attachnet.yaml")
+    host = rig.host_link(host_end(pod))
+    netns = rig.sandbox()
+    call = Call(rig, "kube-ovn", nad_conf("nad-attachnet.yaml", rig.socket), netns, pod)
+
+    code, result = call("ADD")
+    assert code == 0, result
+    mac = annotated(pod, ATTACHNET, "mac_address").lower()
+    link = netns.link("net1")
+    assert link["address"] == mac and link["link_type"] == "ether" and "UP" in link["flags"]
+    assert netns.addresses("net1") == expected_addresses(pod, ATTACHNET)
+    assert nets.host_has_link(host) and len(host) <= 15
+    assert result["interfaces"] == [  # type: ignore[index]
+        {"name": host, "mac": result["interfaces"][0]["mac"]},  # type: ignore[index]
+        {"name": "net1", "mac": mac, "sandbox": netns.path},
+    ]
+    assert result["ips"] == [{"version": "4", "interface": 1,  # type: ignore[index]
+                              "address": expected_addresses(pod, ATTACHNET)[0]}]
+
+    assert call("DEL") == (0, None)
+    assert not nets.host_has_link(host) and not netns.has_link("net1")
+    assert call("DEL") == (0, None)
+
+
+def test_guide_custom_routes_are_installed(rig: Rig) -> None:
+    pod = rig.create_pod("pod-custom-routes-attach.yaml")
+    rig.host_link(host_end(pod))
+    netns = rig.sandbox()
+    call = Call(rig, "kube-ovn", nad_conf("nad-attachnet.yaml", rig.socket), netns, pod)
+
+    code, result = call("ADD")
+    assert code == 0, result
+    assert netns.routes("net1") == [("default", "172.17.0.254"), ("192.168.0.0/24", "172.17.0.254")]
+    assert result["routes"] == [{"dst": "192.168.0.0/24", "gw": "172.17.0.254"},  # type: ignore[index]
+                                {"dst": "0.0.0.0/0", "gw": "172.17.0.254"}]
+
+
+def test_check_passes_when_configured_and_fails_after_the_address_is_removed(rig: Rig) -> None:
+    pod = rig.create_pod("pod-samplepod-attachnet.yaml")
+    rig.host_link(host_end(pod))
+    netns = rig.sandbox()
+    conf = nad_conf("nad-attachnet.yaml", rig.socket, cniVersion="1.0.0")
+    call = Call(rig, "kube-ovn", conf, netns, pod)
+    code, result = call("ADD")
+    assert code == 0, result
+
+    assert call("CHECK", {**conf, "prevResult": result}) == (0, None)
+    address = expected_addresses(pod, ATTACHNET)[0]
+    netns.ip("addr", "del", address, "dev", "net1")
+    code, error = call("CHECK", {**conf, "prevResult": result})
+    assert code == 1 and error is not None
+    assert error["msg"] == (f"pod default/samplepod provider {ATTACHNET}: net1 in {netns.path}: "
+                            f"address {address} is missing")
+
+
+def test_failed_add_rolls_back_the_veth(rig: Rig) -> None:
+    pod = rig.create_pod("pod-samplepod-attachnet.yaml")
+    host = rig.host_link(host_end(pod))
+    netns = rig.sandbox()
+    # A gateway off every connected network: the kernel refuses the route after the veth exists.
+    conf = nad_conf("nad-attachnet.yaml", rig.socket, routes=[{"dst": "10.50.0.0/16", "gw": "10.99.0.1"}])
+    call = Call(rig, "kube-ovn", conf, netns, pod)
+
+    code, error = call("ADD")
+    assert code == 1 and error is not None and error["code"] == 999
+    assert error["msg"].startswith(f"pod default/samplepod provider {ATTACHNET}: ")
+    assert not nets.host_has_link(host) and not netns.has_link("net1")
