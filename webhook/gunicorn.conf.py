@@ -42,7 +42,10 @@ graceful_timeout = 20
 keepalive = 30
 
 proc_name = "multinic-ipam-webhook"
-accesslog = None  # the app logs one line per review, with the verdict
+# gunicorn 23+ would open one control socket per user ($HOME/.gunicorn/gunicorn.ctl): several
+# servers on one host (tests, dev up) would fight over it, and nothing here needs it.
+control_socket_disable = True
+accesslog = None  # the app logs one line per review, with the verdict (access lines stay off)
 logconfig_dict = dict_config(_env("MULTINIC_IPAM_LOG_FORMAT", "text"))
 
 

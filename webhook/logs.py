@@ -49,7 +49,8 @@ def dict_config(log_format: str, level: str = "INFO") -> dict[str, Any]:
         "root": {"level": level, "handlers": ["stderr"]},
         "loggers": {
             "gunicorn.error": {"level": level, "handlers": ["stderr"], "propagate": False},
-            "gunicorn.access": {"level": level, "handlers": ["stderr"], "propagate": False},
+            # Off: every probe would log a line; the app logs one line per review instead.
+            "gunicorn.access": {"level": "WARNING", "handlers": ["stderr"], "propagate": False},
             "kubernetes": {"level": "WARNING"},
             "urllib3": {"level": "WARNING"},
         },

@@ -110,6 +110,7 @@ def test_gunicorn_conf_reads_the_environment(monkeypatch: pytest.MonkeyPatch, ce
     assert conf["certfile"] == str(cert_dir / "tls.crt") and conf["keyfile"] == str(cert_dir / "tls.key")
     assert conf["worker_class"] == "gthread" and conf["workers"] == 3 and conf["threads"] == 8
     assert conf["preload_app"] is False  # informers start after the fork, one set per worker
+    assert conf["control_socket_disable"] is True  # several servers per host must not share one
     assert conf["ssl_context"] is reload.gunicorn_ssl_context
     assert conf["wsgi_app"] == "webhook.app:create_app()"
     assert conf["logconfig_dict"]["formatters"]["main"]["()"] == "webhook.logs.JsonFormatter"
