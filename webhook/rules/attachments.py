@@ -4,12 +4,16 @@ An `Attachment` is one NIC served by a kube-ovn provider: a NAD from
 `k8s.v1.cni.cncf.io/networks` or `v1.multus-cni.io/default-network` whose config uses kube-ovn,
 or the primary network (provider `ovn`) when a default ovn Subnet exists. NADs that do not use
 kube-ovn are the cluster CNI's business and are left alone.
+
+Annotation keys follow the mutating webhook (`webhook.attachments`): `<provider>.kubernetes.io/…`,
+or `<provider>.<interface>.kubernetes.io/…` for a provider attached more than once.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from allocator import annotations as keys
 from allocator import nad, networks
@@ -17,19 +21,27 @@ from allocator.errors import NadError, NetworkSelectionError
 from webhook.rules import common
 from webhook.rules.subnetinfo import PRIMARY, SubnetInfo
 
+PRIMARY_INTERFACE = "eth0"
+
 
 @dataclass(frozen=True)
 class Attachment:
     """One NIC whose addresses come from this IPAM."""
 
     provider: str
+    interface: str
     label: str  # for messages: "NetworkAttachmentDefinition default/macvlan", "the primary network"
     selection: networks.NetworkSelection | None
     main: bool  # the pod's eth0
     ipam_only: bool  # `ipam.type: kube-ovn` under another plugin (macvlan …), not a kube-ovn NIC
+    key_provider: str = ""  # the provider part of its annotation keys; set by `resolve`
 
     def key(self, field: str) -> str:
-        return keys.key(self.provider, field)
+        return keys.key(self.key_provider or self.provider, field)
+
+    def fields(self, annotations: Mapping[str, str]) -> dict[str, str]:
+        """Its `<key provider>.kubernetes.io/<field>` annotations, by field."""
+        return keys.provider_annotations(annotations, self.key_provider or self.provider)
 
 
 def default_primary_subnet(context: common.Context) -> SubnetInfo | None:
@@ -50,22 +62,35 @@ def resolve(context: common.Context, annotations: Mapping[str, str], namespace: 
             selection = networks.parse_default_network(default_value)
         except NetworkSelectionError as error:
             raise common.invalid(str(error)) from None
-        found += _from_nad(context, selection, main=True, annotation=keys.DEFAULT_NETWORK)
+        found += _from_nad(context, selection, PRIMARY_INTERFACE, main=True, annotation=keys.DEFAULT_NETWORK)
     elif default_primary_subnet(context) is not None:
-        found.append(Attachment(PRIMARY, "the primary network", selection=None, main=True, ipam_only=False))
+        primary = "the primary network"
+        found.append(
+            Attachment(PRIMARY, PRIMARY_INTERFACE, primary, selection=None, main=True, ipam_only=False)
+        )
     value = annotations.get(keys.NETWORKS)
     if value is not None:
         try:
             selections = networks.parse_networks(value, pod_namespace=namespace)
         except NetworkSelectionError as error:
             raise common.invalid(str(error)) from None
-        for selection in selections:
-            found += _from_nad(context, selection, main=False, annotation=keys.NETWORKS)
-    return found
+        for index, selection in enumerate(selections, start=1):
+            interface = selection.interface or f"net{index}"
+            found += _from_nad(context, selection, interface, main=False, annotation=keys.NETWORKS)
+    repeated = Counter(a.provider for a in found)
+    return [
+        replace(a, key_provider=a.provider if repeated[a.provider] == 1 else f"{a.provider}.{a.interface}")
+        for a in found
+    ]
 
 
 def _from_nad(
-    context: common.Context, selection: networks.NetworkSelection, *, main: bool, annotation: str
+    context: common.Context,
+    selection: networks.NetworkSelection,
+    interface: str,
+    *,
+    main: bool,
+    annotation: str,
 ) -> list[Attachment]:
     label = f"NetworkAttachmentDefinition {selection.namespace}/{selection.name}"
     obj = context.view.nad(selection.namespace, selection.name)
@@ -88,6 +113,7 @@ def _from_nad(
     return [
         Attachment(
             config.provider,
+            interface,
             label,
             selection=selection,
             main=main,
@@ -101,7 +127,7 @@ def subnets(
 ) -> list[SubnetInfo]:
     """The Subnets the attachment may draw from: the one named by `logical_switch` (it wins), else
     those with its provider (namespace-bound ones first), else the default ovn Subnet."""
-    fields = keys.provider_annotations(annotations, attachment.provider)
+    fields = attachment.fields(annotations)
     switch_key = attachment.key(keys.LOGICAL_SWITCH)
     switch = fields.get(keys.LOGICAL_SWITCH)
     if switch is not None:
@@ -123,6 +149,11 @@ def subnets(
                 f"the main NIC from {attachment.label} cannot take its address from Subnet {switch}, "
                 f"whose provider is ovn (the guide: unsupported); name a Subnet with provider "
                 f"{attachment.provider} in {switch_key}, or attach {nad_ref} through {keys.NETWORKS}"
+            )
+        if info.namespaces and namespace not in info.namespaces:
+            raise common.AdmissionError(
+                f"Subnet {switch}, named by {switch_key}, is reserved for namespaces "
+                f"{', '.join(info.namespaces)}; use another Subnet or add {namespace} to its spec.namespaces"
             )
         return [info]
     candidates = [SubnetInfo.of(obj) for obj in context.view.subnets_for_provider(attachment.provider)]

@@ -61,7 +61,7 @@ def check_annotations(
     found = attachments.resolve(context, annotations, namespace)
     for attachment in found:
         candidates = attachments.subnets(context, attachment, annotations, namespace)
-        fields = keys.provider_annotations(annotations, attachment.provider)
+        fields = attachment.fields(annotations)
         _check_addresses(context, attachment, candidates, fields, owns)
         _check_mac(context, attachment, candidates, fields, owns)
         _check_pool(context, attachment, candidates, fields)
@@ -97,7 +97,9 @@ def _check_addresses(
     if selection is not None:
         where = f"ips of {selection.key} in {keys.NETWORKS}"
         for text in selection.ips:
-            _check_claim(context, where, netaddr.IPAddress(text.partition("/")[0]), candidates, owns)
+            address = netaddr.IPAddress(text.partition("/")[0])
+            _check_claim(context, where, address, candidates, owns)
+            _check_prefix(where, text, address, candidates)
 
 
 def _address(key: str, text: str) -> netaddr.IPAddress:
@@ -126,6 +128,17 @@ def _check_claim(
         raise common.conflict(
             f"{address} is held by {common.describe_holder(holder)}; choose a free address of Subnet "
             f"{subnet.name} or delete that pod first"
+        )
+
+
+def _check_prefix(where: str, text: str, address: netaddr.IPAddress, candidates: list[SubnetInfo]) -> None:
+    """Multus `ips` carry a prefix length, which must be the Subnet's own (the NIC gets it)."""
+    _, slash, prefix = text.partition("/")
+    network = next((n for c in candidates if (n := c.network_for(address)) is not None), None)
+    if slash and network is not None and int(prefix) != network.prefixlen:
+        raise common.invalid(
+            f"{where} {text} has prefix /{prefix}, but its Subnet is {network}; "
+            f"write {address}/{network.prefixlen}"
         )
 
 
@@ -258,7 +271,7 @@ def _describe(candidates: list[SubnetInfo]) -> str:
 def _warn_unused_providers(
     context: common.Context, annotations: Mapping[str, str], found: list[Attachment]
 ) -> None:
-    used = {a.provider for a in found} | {PRIMARY}
+    used = {a.key_provider for a in found} | {PRIMARY}
     for key in sorted(annotations):
         provider, sep, field = key.rpartition(_SUFFIX)
         if sep and provider and field in keys.INPUT_FIELDS and provider not in used:

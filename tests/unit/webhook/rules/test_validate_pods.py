@@ -375,3 +375,40 @@ def test_delete_of_a_pod_is_allowed() -> None:
 def test_kube_ovn_config_helper_matches_the_guide() -> None:
     """The tests' kube-ovn NAD config is the guide's attachnet config."""
     assert kube_ovn_config() == json.loads(World().example("nad-attachnet.yaml")["spec"]["config"])
+
+
+# -- details shared with the mutating webhook ----------------------------------------------------
+def test_a_nad_attached_twice_uses_provider_plus_interface_keys() -> None:
+    """Like the mutating webhook (and Kube-OVN): `<provider>.<interface>.kubernetes.io/<field>`."""
+    world = guide_world()
+    annotations = {
+        NETWORKS: "default/macvlan@a,default/macvlan@b",
+        "macvlan.default.a.kubernetes.io/ip_address": "172.17.0.100",
+        "macvlan.default.b.kubernetes.io/ip_address": "172.17.0.101",
+    }
+    verdict = world.review(pod(annotations))
+    assert verdict.allowed, verdict.message
+    assert verdict.warnings == ()
+    annotations["macvlan.default.b.kubernetes.io/ip_address"] = "10.0.0.1"
+    refused = world.review(pod(annotations))
+    assert not refused.allowed
+    assert refused.message.startswith("macvlan.default.b.kubernetes.io/ip_address 10.0.0.1 is outside")
+
+
+def test_subnet_reserved_for_other_namespaces_is_refused_by_logical_switch() -> None:
+    world = guide_world()
+    world.subnet("team", provider="macvlan.default", cidrBlock="10.30.0.0/16", namespaces=["team-a"])
+    assert world.review(pod({NETWORKS: "default/macvlan", SWITCH: "team"}, namespace="team-a")).allowed
+    verdict = world.review(pod({NETWORKS: "default/macvlan", SWITCH: "team"}))
+    assert not verdict.allowed
+    assert "is reserved for namespaces team-a; use another Subnet or add default to its spec.namespaces" in (
+        verdict.message
+    )
+
+
+def test_multus_ips_prefix_must_be_the_subnets() -> None:
+    world = guide_world()
+    selection = [{"name": "macvlan", "namespace": "default", "ips": ["172.17.0.100/24"]}]
+    verdict = world.review(pod({NETWORKS: json.dumps(selection)}))
+    assert not verdict.allowed
+    assert "has prefix /24, but its Subnet is 172.17.0.0/16; write 172.17.0.100/16" in verdict.message
