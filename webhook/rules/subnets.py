@@ -100,17 +100,29 @@ def _placement_changed(new: SubnetInfo, old: SubnetInfo) -> bool:
 
 
 def _check_overlap(context: common.Context, name: str, parsed: SubnetSpec, vpc: str) -> None:
+    """Two Subnets of one attachment provider serve one network: an overlap would hand the same
+    address out twice on it, so it is refused. Provider-ovn Subnets selected by `logical_switch`
+    serve different NADs (the guide gives its macvlan and attachnet ovn Subnets the same block),
+    so there an overlap in one VPC only warns."""
     for other_obj in context.view.subnets_for_provider(parsed.provider):
         other = SubnetInfo.of(other_obj)
         if other.name == name or (parsed.provider == PRIMARY and other.vpc != vpc):
             continue
         for cidr in parsed.cidrs:
             clash = next((n for n in other.networks if n.version == cidr.version and _overlap(n, cidr)), None)
-            if clash is not None:
-                raise common.conflict(
-                    f"cidrBlock {cidr} of Subnet {name} overlaps {clash} of Subnet {other.name}, which has "
-                    f"the same provider {parsed.provider}; choose a block that does not overlap it"
+            if clash is None:
+                continue
+            if parsed.provider == PRIMARY:
+                context.warn(
+                    f"cidrBlock {cidr} of Subnet {name} overlaps {clash} of Subnet {other.name}, "
+                    f"also provider ovn in VPC {vpc}: pods of both may get the same address, "
+                    "which is only safe when they attach different networks"
                 )
+                continue
+            raise common.conflict(
+                f"cidrBlock {cidr} of Subnet {name} overlaps {clash} of Subnet {other.name}, which has "
+                f"the same provider {parsed.provider}; choose a block that does not overlap it"
+            )
 
 
 def _overlap(a: netaddr.IPNetwork, b: netaddr.IPNetwork) -> bool:

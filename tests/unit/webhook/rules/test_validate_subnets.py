@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from . import guide
 from .world import World, subnet
 
 V4 = {
@@ -74,15 +75,28 @@ def test_overlap_with_a_subnet_of_the_same_provider_is_refused_naming_it(f: dict
     assert world.review(subnet("second", provider="macvlan.default", cidrBlock=f["other"])).allowed
 
 
-def test_same_block_under_another_provider_or_another_vpc_is_allowed() -> None:
+def test_same_block_under_another_provider_is_allowed() -> None:
     world = World()
     world.subnet("macvlan", provider="macvlan.default", cidrBlock="172.17.0.0/16")
-    world.subnet("ovn-a", provider="ovn", cidrBlock="10.16.0.0/16", vpc="vpc-a")
-    assert world.review(
-        subnet("attachnet", provider="attachnet.default.ovn", cidrBlock="172.17.0.0/16")
-    ).allowed
-    assert world.review(subnet("ovn-b", provider="ovn", cidrBlock="10.16.0.0/16", vpc="vpc-b")).allowed
-    assert not world.review(subnet("ovn-c", provider="ovn", cidrBlock="10.16.0.0/16", vpc="vpc-a")).allowed
+    verdict = world.review(subnet("attachnet", provider="attachnet.default.ovn", cidrBlock="172.17.0.0/16"))
+    assert verdict.allowed
+    assert not any("overlaps" in w for w in verdict.warnings)
+
+
+def test_overlapping_provider_ovn_subnets_warn_in_one_vpc_only() -> None:
+    """The guide's two provider-ovn Subnets (macvlan, attachnet) share 172.17.0.0/16."""
+    world = World()
+    world.example("subnet-macvlan-provider-ovn.yaml")
+    verdict = world.review(guide.load("subnet-attachnet-provider-ovn.yaml"))
+    assert verdict.allowed
+    assert verdict.warnings == (
+        "cidrBlock 172.17.0.0/16 of Subnet attachnet overlaps 172.17.0.0/16 of Subnet macvlan, also provider "
+        "ovn in VPC ovn-cluster: pods of both may get the same address, which is only safe when they attach "
+        "different networks",
+    )
+    other_vpc = world.review(subnet("elsewhere", provider="ovn", cidrBlock="172.17.0.0/16", vpc="vpc-b"))
+    assert other_vpc.allowed
+    assert other_vpc.warnings == ()
 
 
 def test_gateway_private_and_nat_outgoing_on_an_attachment_network_only_warn() -> None:
