@@ -443,7 +443,10 @@ class Subnet:
 
     def allocate_all(self, owner: str, fixed: Sequence[Address] = ()) -> tuple[netaddr.IPAddress, ...]:
         """One address per family of the subnet (IPv4 first): ``fixed`` ones claimed, the other
-        families allocated. All or nothing: on any error nothing changes."""
+        families allocated. All or nothing: on any error nothing changes. ``fixed`` may also be the
+        annotation text itself (``"v4"`` or ``"v4,v6"``)."""
+        if isinstance(fixed, str):
+            fixed = [part for part in fixed.split(",") if part.strip()]
         claims: dict[int, tuple[_Family, int]] = {}
         for address in fixed:
             state, value, _ = self._check(owner, address)
@@ -473,7 +476,9 @@ class Subnet:
         )
 
     def claim(self, owner: str, address: Address) -> netaddr.IPAddress:
-        """Hold a fixed address for ``owner`` (idempotent); excluded addresses may be claimed."""
+        """Hold a fixed address for ``owner`` (idempotent); excluded addresses may be claimed.
+
+        An owner may hold several addresses of a family this way; ``allocate`` returns its first."""
         state, value, mine = self._check(owner, address)
         if not mine:
             self._take(state, value, owner)

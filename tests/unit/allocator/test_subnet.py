@@ -404,6 +404,12 @@ def test_allocate_all_claims_fixed_and_allocates_the_other_family(fixed, expecte
     assert [str(a) for a in net.addresses_of("pod")] == expected
 
 
+def test_allocate_all_accepts_the_annotation_text() -> None:
+    net = subnet("10.0.0.0/24,fd00::/64")
+    assert [str(a) for a in net.allocate_all("pod", "fd00::7, 10.0.0.7")] == ["10.0.0.7", "fd00::7"]
+    assert [str(a) for a in net.allocate_all("other", "10.0.0.8")] == ["10.0.0.8", "fd00::2"]
+
+
 def test_allocate_all_is_all_or_nothing_when_a_family_is_exhausted() -> None:
     net = subnet("10.0.0.0/24,fd00::/126")  # IPv6 usable 1..2, gateway 1: one to hand out
     net.allocate("first", 6)
