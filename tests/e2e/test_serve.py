@@ -3,20 +3,24 @@ certificate renewal without restart, signals, metrics across workers, JSON logs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from cryptography import x509
 
 from tests.fixtures.webhook import StartWebhookServer, WebhookServer, cli_argv
@@ -213,3 +217,104 @@ def test_check_config_loads_without_touching_the_cluster(webhook_server: Webhook
         capture_output=True, text=True, timeout=60, check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+class OutageProxy:
+    """A TCP pass-through to the API server that can drop every connection and refuse new ones,
+    as a restarting API server would (TLS passes through: the server's SANs include 127.0.0.1)."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.down = threading.Event()
+        self.closed = False
+        self.lock = threading.Lock()
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.down.is_set():
+                client.close()
+                continue
+            try:
+                server = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            with self.lock:
+                self.sockets += [client, server]
+            for source, target in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        """Drop every open connection and refuse new ones until `restore`."""
+        self.down.set()
+        with self.lock:
+            sockets, self.sockets = self.sockets, []
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def restore(self) -> None:
+        self.down.clear()
+
+    def close(self) -> None:
+        self.closed = True
+        self.cut()
+        self.listener.close()
+
+
+def test_informers_reconnect_after_an_api_server_outage(
+    start_webhook_server: StartWebhookServer, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    config = yaml.safe_load(kubectl("config", "view", "--raw", "-o", "yaml").stdout)
+    upstream = urllib.parse.urlsplit(config["clusters"][0]["cluster"]["server"])
+    proxy = OutageProxy((upstream.hostname or "127.0.0.1", upstream.port or 443))
+    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
+    kubeconfig = tmp_path / "through-proxy.kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    try:
+        server = start_webhook_server(workers=2, kubeconfig=kubeconfig)
+        proxy.cut()  # the API server "restarts": watches break, reconnects are refused
+        kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "kubeovn.io/v1", "kind": "Subnet", "metadata": {"name": "e2e-outage"},
+            "spec": {"protocol": "IPv4", "cidrBlock": "10.235.0.0/24", "provider": "outage.default"},
+        }))
+        time.sleep(2)  # a few failed reconnects: the backoff grows
+        review = subnet_review("e2e-outage-twin", "10.235.0.0/25", "outage.default")
+        status, body = server.post("/validate", review)
+        assert status == 200 and body["response"]["allowed"] is True  # cannot know it yet
+        assert server.get("/healthz")[0] == 200  # serving goes on while the API server is away
+
+        proxy.restore()
+
+        def denied_by_every_worker() -> bool:
+            return all(not server.post("/validate", review)[1]["response"]["allowed"] for _ in range(10))
+
+        eventually(denied_by_every_worker, timeout=40, interval=0.5)
+        assert "overlaps 10.235.0.0/24 of Subnet e2e-outage" in (
+            server.post("/validate", review)[1]["response"]["status"]["message"]
+        )
+    finally:
+        proxy.close()
+        kubectl("delete", "subnet", "e2e-outage", "--ignore-not-found", check=False)
