@@ -375,8 +375,6 @@ class Store(ClusterView):
         owner = pod.owner(claim.provider, claim.interface)
         with state.lock:
             alloc = state.allocator
-            if claim.mac:
-                self._check_mac(state, owner, claim.mac)
             if claim.fixed:
                 self._check_fixed(state, pod, claim)
             elif claim.pool or claim.ippool:
@@ -386,6 +384,8 @@ class Store(ClusterView):
                 for family in state.families:
                     if getattr(usage, f"v{family}_available") == 0:
                         alloc.allocate(owner, family)  # raises the subnet's exhaustion sentence
+            if claim.mac:  # after the addresses: a held address is the more useful sentence
+                self._check_mac(state, owner, claim.mac)
 
     def _check_fixed(self, state: _SubnetState, pod: PodIdentity, claim: Claim) -> None:
         owner = pod.owner(claim.provider, claim.interface)
