@@ -171,6 +171,19 @@ def test_sigterm_shuts_down_gracefully(start_webhook_server: StartWebhookServer)
     assert "Shutting down" in server.log_path.read_text()
 
 
+def test_sighup_replaces_the_workers_and_they_sync_again(start_webhook_server: StartWebhookServer) -> None:
+    server = start_webhook_server(workers=2)
+    arbiter, old = server.process.pid, set(server.worker_pids())  # type: ignore[union-attr]
+
+    server.kill(signal.SIGHUP)
+
+    eventually(lambda: len(server.worker_pids()) == 2 and not old & set(server.worker_pids()))
+    server.wait_ready(60)
+    assert server.process is not None and server.process.pid == arbiter
+    status, body = server.post("/validate", subnet_review("hup", "10.236.0.0/33", "hup.default"))
+    assert status == 200 and body["response"]["allowed"] is False
+
+
 def test_a_killed_worker_is_replaced(start_webhook_server: StartWebhookServer) -> None:
     server = start_webhook_server(workers=2)
     victim = server.worker_pids()[0]
