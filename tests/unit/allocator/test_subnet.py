@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import tracemalloc
 
 import netaddr
 import pytest
@@ -485,6 +486,19 @@ def test_huge_blocks_behave_like_small_ones(cidr: str, family: int, size: int) -
         net.release(address)
     assert net.usage() == _with(family, available=size - 3 - 1500, using=1500)
     assert int(net.allocate("late", family)) - first == 3002
+
+
+def test_building_huge_subnets_costs_no_per_address_memory() -> None:
+    tracemalloc.start()
+    try:
+        net = subnet(
+            "10.0.0.0/8,fd00:8::/64", excludeIps=["10.1.0.0..10.200.0.0", "fd00:8::1:0..fd00:8::ffff:0"]
+        )
+        built = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert built < 100_000, built
+    assert net.usage().v4_available == 2**24 - 2 - 1 - (200 << 16) + (1 << 16) - 1
 
 
 # -- MACs ----------------------------------------------------------------------------------------
