@@ -16,12 +16,16 @@ from allocator import annotations as keys
 from webhook import objects
 from webhook.view import ClusterView
 
+INVALID = 422  # the object itself is malformed (kubectl shows "Invalid")
+FORBIDDEN = 403  # well formed, but not allowed here
+CONFLICT = 409  # collides with something that already exists (an address, a pool, a CIDR)
+
 
 class AdmissionError(Exception):
     """A rule refused the request; `str()` is the one sentence shown to the user, `code` the HTTP
     status the API server relays (422 malformed, 409 collides with something, 403 otherwise)."""
 
-    def __init__(self, message: str, *, code: int = 403) -> None:
+    def __init__(self, message: str, *, code: int = FORBIDDEN) -> None:
         super().__init__(message)
         self.code = code
 
@@ -96,11 +100,6 @@ def describe_held(ip_objects: list[Any]) -> str:
     count = len(ip_objects)
     noun = "address" if count == 1 else "addresses"
     return f"{count} held {noun}, e.g. {shown} held by {describe_holder(first)}"
-
-
-INVALID = 422  # the object itself is malformed (kubectl shows "Invalid")
-FORBIDDEN = 403  # well formed, but not allowed here
-CONFLICT = 409  # collides with something that already exists (an address, a pool, a CIDR)
 
 
 def invalid(message: str) -> AdmissionError:
