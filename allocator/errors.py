@@ -8,11 +8,11 @@ class AllocatorError(Exception):
     """Base of every error the allocator and the parsers raise."""
 
 
-class InvalidCIDR(AllocatorError):
+class InvalidCIDR(AllocatorError):  # noqa: N818 - the names of STYLE.md's error hierarchy
     """A CIDR block that is malformed, not canonical, or not allowed for a subnet."""
 
 
-class InvalidAddress(AllocatorError):
+class InvalidAddress(AllocatorError):  # noqa: N818 - the names of STYLE.md's error hierarchy
     """An address, range or gateway that does not parse or does not fit its subnet."""
 
 
@@ -20,11 +20,11 @@ class InvalidMAC(InvalidAddress):
     """A MAC address that is malformed, multicast or otherwise unusable."""
 
 
-class OutOfRange(AllocatorError):
+class OutOfRange(AllocatorError):  # noqa: N818 - the names of STYLE.md's error hierarchy
     """A requested address that lies outside the subnet's CIDR blocks."""
 
 
-class AddressConflict(AllocatorError):
+class AddressConflict(AllocatorError):  # noqa: N818 - the names of STYLE.md's error hierarchy
     """A requested address or MAC that is the gateway or already held by another owner."""
 
     def __init__(self, message: str, *, holder: str | None = None) -> None:
@@ -32,7 +32,7 @@ class AddressConflict(AllocatorError):
         self.holder = holder
 
 
-class PoolExhausted(AllocatorError):
+class PoolExhausted(AllocatorError):  # noqa: N818 - the names of STYLE.md's error hierarchy
     """Every entry of an IP pool is held."""
 
 
