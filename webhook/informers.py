@@ -19,7 +19,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -200,7 +200,7 @@ class _Watcher(threading.Thread):
             token = meta.get("continue") or ""
             if not token:
                 break
-        self.cache.replace(self.kind, items)
+        self._update(self.cache.replace, items)
         self.synced.set()
         return str(meta.get("resourceVersion") or "0")
 
@@ -235,10 +235,19 @@ class _Watcher(threading.Thread):
                 raise Gone(obj.get("message", ""))
             raise ApiError(f"watch error {obj.get('code')}: {obj.get('message')}")
         if kind in ("ADDED", "MODIFIED"):
-            self.cache.put(self.kind, obj)
+            self._update(self.cache.put, obj)
         elif kind == "DELETED":
-            self.cache.delete(self.kind, obj)
+            self._update(self.cache.delete, obj)
         return str((obj.get("metadata") or {}).get("resourceVersion") or version)
+
+    def _update(self, change: Callable[[str, Any], None], arg: Any) -> None:
+        """Apply one change to the cache. The cache stores before it calls its subscribers, so a
+        subscriber that raises is logged and passed over: retrying the watch would only replay
+        the same event into the same failure and stall this kind for good."""
+        try:
+            change(self.kind, arg)
+        except Exception:
+            log.exception("a subscriber of %s failed on a change; the cache holds it regardless", self.kind)
 
     def _get(self, query: list[tuple[str, Any]], *, read_timeout: float) -> Any:
         """GET the kind's path; the raw urllib3 response, or a typed exception for its status."""

@@ -181,3 +181,25 @@ def test_stop_interrupts_a_quiet_watch(fake: FakeApi, make_informers: Callable[.
 def test_unknown_kind_is_rejected() -> None:
     with pytest.raises(ValueError, match=r"unknown kinds \['widgets'\]; known kinds are subnets"):
         informers.Informers(ObjectCache(), None, ("widgets",))
+
+
+def test_a_failing_subscriber_does_not_stall_the_watch(
+    fake: FakeApi, make_informers: Callable[..., Any]
+) -> None:
+    cache = ObjectCache()
+    seen: list[str] = []
+
+    def picky(event: str, obj: dict[str, Any]) -> None:
+        seen.append(obj["metadata"]["name"])
+        if obj["metadata"]["name"] == "poison":
+            raise RuntimeError("subscriber bug")
+
+    cache.subscribe(objects.SUBNETS, picky)
+    fake.put(SUBNETS_PATH, "poison")
+    assert make_informers(cache).wait_synced(5)
+    eventually(lambda: fake.watch_count(SUBNETS_PATH) == 1)
+
+    fake.put(SUBNETS_PATH, "after")
+
+    eventually(lambda: names(cache) == {"poison", "after"})
+    assert seen == ["poison", "after"]  # no replay of the poison event
