@@ -203,3 +203,19 @@ def test_a_failing_subscriber_does_not_stall_the_watch(
 
     eventually(lambda: names(cache) == {"poison", "after"})
     assert seen == ["poison", "after"]  # no replay of the poison event
+
+
+def test_a_late_event_never_rolls_back_a_newer_cached_object(
+    fake: FakeApi, make_informers: Callable[..., Any]
+) -> None:
+    cache = ObjectCache()
+    assert make_informers(cache).wait_synced(5)
+    eventually(lambda: fake.watch_count(SUBNETS_PATH) == 1)
+    # The store wrote version 500 and cached it at once (read-your-writes) ...
+    cache.put(objects.SUBNETS, {"metadata": {"name": "s", "resourceVersion": "500"}, "spec": {"v": "mine"}})
+
+    fake.put(SUBNETS_PATH, "s", {"v": "older event"})  # ... then the watch brings an older version
+    fake.put(SUBNETS_PATH, "other")
+    eventually(lambda: names(cache) == {"s", "other"})
+
+    assert (cache.get(objects.SUBNETS, "s") or {})["spec"] == {"v": "mine"}
