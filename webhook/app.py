@@ -82,8 +82,10 @@ class Runtime:
     """Per-process state shared by the routes; built once per app (one per gunicorn worker)."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
-        self.kubeconfig: str | None = config.get("KUBECONFIG") or None
-        self.identity: str = config.get("IDENTITY") or f"{socket.gethostname()}-{os.getpid()}"
+        # str(): from_prefixed_env reads values as JSON, so an identity "7" would arrive as 7.
+        self.kubeconfig: str | None = str(config["KUBECONFIG"]) if config.get("KUBECONFIG") else None
+        identity = config.get("IDENTITY")
+        self.identity: str = str(identity) if identity else f"{socket.gethostname()}-{os.getpid()}"
         cache = config.get("CACHE")
         self.cache: ObjectCache = cache if cache is not None else ObjectCache()
         self.view = ClusterView(self.cache)

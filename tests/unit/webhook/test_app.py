@@ -362,13 +362,13 @@ def test_create_app_without_config_reads_the_environment(monkeypatch: pytest.Mon
     monkeypatch.setenv("MULTINIC_IPAM_START_INFORMERS", "false")
     monkeypatch.setenv("MULTINIC_IPAM_START_LIFECYCLE", "false")
     monkeypatch.setenv("MULTINIC_IPAM_KUBECONFIG", "/nonexistent/kubeconfig")
-    monkeypatch.setenv("MULTINIC_IPAM_IDENTITY", "webhook-0")
+    monkeypatch.setenv("MULTINIC_IPAM_IDENTITY", "7")  # JSON-looking values stay strings
     monkeypatch.setenv("MULTINIC_IPAM_SYSTEM_USERS", "system:serviceaccount:kube-system:ipam, ops")
     app = webhook_app.create_app()
     runtime = webhook_app.runtime_of(app)
     assert runtime.informers is None
     assert runtime.kubeconfig == "/nonexistent/kubeconfig"
-    assert runtime.identity == "webhook-0"
+    assert runtime.identity == "7"
     assert runtime.system_users == frozenset({"system:serviceaccount:kube-system:ipam", "ops"})
 
 
