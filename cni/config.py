@@ -1,18 +1,17 @@
 """What the runtime handed the plugin: CNI_* environment, CNI_ARGS and the network config on stdin.
 
 Everything is checked here, before the daemon is asked anything, so a bad NAD fails with code 7
-and a runtime bug with code 4, each naming the offending value.
+and a runtime bug with code 4, each naming the offending value. Value types are namedtuples, not
+dataclasses, and nothing imports `typing`: the plugin is a new process per call, and those
+imports alone would cost more than the rest of an ADD.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import ipaddress
-import json
+from collections import namedtuple
 from collections.abc import Mapping
-from typing import Any
 
-from cni import errors
+from cni import errors, jsonio
 
 PLUGIN_TYPE = "kube-ovn"
 DEFAULT_SOCKET = "/run/openvswitch/kube-ovn-daemon.sock"
@@ -22,48 +21,49 @@ COMMANDS = ("ADD", "DEL", "CHECK", "VERSION", "STATUS", "GC")
 MIN_VERSION = {"CHECK": "0.4.0", "STATUS": "1.1.0", "GC": "1.1.0"}
 
 
-@dataclasses.dataclass(frozen=True)
-class PodRef:
+class PodRef(namedtuple("PodRef", "namespace name infra_container_id uid", defaults=("", ""))):
     """The pod a call is for, from CNI_ARGS as kubelet/Multus write them."""
 
+    __slots__ = ()
     namespace: str
     name: str
-    infra_container_id: str = ""
-    uid: str = ""
+    infra_container_id: str
+    uid: str
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.name}"
 
 
-@dataclasses.dataclass(frozen=True)
-class Environment:
+class Environment(namedtuple("Environment", "command container_id netns ifname pod cni_path",
+                             defaults=("",))):
     """The CNI_* variables of one invocation."""
 
+    __slots__ = ()
     command: str
     container_id: str
     netns: str
     ifname: str
     pod: PodRef | None
-    cni_path: str = ""
+    cni_path: str
 
 
-@dataclasses.dataclass(frozen=True)
-class NetConf:
+class NetConf(namedtuple("NetConf", "cni_version name provider server_socket routes as_main mtu prev_result",
+                         defaults=(None, None))):
     """The parts of the network config this plugin uses.
 
     `as_main` is true for a `type: kube-ovn` NAD (we create the interface), false when we are the
     `ipam` of another plugin (macvlan, host-device, bridge …) and only return addresses.
     """
 
+    __slots__ = ()
     cni_version: str
     name: str
     provider: str
     server_socket: str
     routes: tuple[dict[str, str], ...]
     as_main: bool
-    mtu: int | None = None
-    prev_result: dict[str, Any] | None = None
-    raw: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+    mtu: int | None
+    prev_result: dict[str, object] | None
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -118,9 +118,9 @@ def parse_environment(environ: Mapping[str, str]) -> Environment:
                        pod=pod, cni_path=environ.get("CNI_PATH", ""))
 
 
-def load_json(data: bytes | str) -> dict[str, Any]:
+def load_json(data: bytes | str) -> dict[str, object]:
     try:
-        conf = json.loads(data or "{}")
+        conf = jsonio.loads(data or "{}")
     except ValueError as exc:
         raise errors.DecodeError(f"the network config on stdin is not JSON: {exc}") from None
     if not isinstance(conf, dict):
@@ -140,7 +140,7 @@ def check_version(version: str, command: str) -> None:
         )
 
 
-def parse_netconf(conf: Mapping[str, Any], command: str) -> NetConf:
+def parse_netconf(conf: Mapping[str, object], command: str) -> NetConf:
     """Either `{type: kube-ovn, provider, server_socket}` or `{ipam: {type: kube-ovn, …}}`."""
     version = conf.get("cniVersion") or "0.3.0"
     if not isinstance(version, str):
@@ -149,7 +149,7 @@ def parse_netconf(conf: Mapping[str, Any], command: str) -> NetConf:
     ipam = conf.get("ipam")
     as_main = conf.get("type") == PLUGIN_TYPE
     if as_main:
-        section: Mapping[str, Any] = conf
+        section: Mapping[str, object] = conf
     elif isinstance(ipam, dict) and ipam.get("type") == PLUGIN_TYPE:
         section = ipam
     else:
@@ -176,13 +176,17 @@ def parse_netconf(conf: Mapping[str, Any], command: str) -> NetConf:
     prev = conf.get("prevResult")
     return NetConf(cni_version=version, name=str(conf.get("name") or ""), provider=provider,
                    server_socket=socket, routes=parse_routes(routes), as_main=as_main, mtu=mtu,
-                   prev_result=prev if isinstance(prev, dict) else None, raw=conf)
+                   prev_result=prev if isinstance(prev, dict) else None)
 
 
-def parse_routes(routes: Any) -> tuple[dict[str, str], ...]:
+def parse_routes(routes: object) -> tuple[dict[str, str], ...]:
     """The NAD's `routes`: `[{"dst": "10.0.0.0/8", "gw": "172.17.0.254"?}]`, checked, not resolved."""
     if not isinstance(routes, list):
         raise errors.InvalidConfigError(f"routes {routes!r} must be a list of {{\"dst\", \"gw\"}} objects")
+    if not routes:
+        return ()
+    import ipaddress  # only NADs with routes pay for it
+
     parsed = []
     for route in routes:
         if not isinstance(route, dict) or not isinstance(route.get("dst"), str):

@@ -7,16 +7,15 @@ addresses and routes; as the main plugin (`type: kube-ovn`) it also builds a vet
 
 from __future__ import annotations
 
-import json
+import io
 import os
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any, TextIO
 
-from cni import client, config, errors, netlink, result
+from cni import client, config, errors, jsonio, result
 from cni.config import Environment, NetConf
 
-Result = dict[str, Any] | None
+Result = dict[str, object] | None
 
 
 def _about(env: Environment, conf: NetConf) -> str:
@@ -36,6 +35,8 @@ def cmd_add(env: Environment, conf: NetConf) -> Result:
     allocation = _allocation(env, conf)
     if not conf.as_main:
         return result.build(conf.cni_version, allocation)
+    from cni import netlink  # only the main plugin touches links: IPAM calls skip its imports
+
     assert env.pod is not None
     host = netlink.host_veth_name(env.pod.namespace, env.pod.name, env.ifname)
     try:
@@ -61,6 +62,8 @@ def cmd_del(env: Environment, conf: NetConf) -> Result:
     """Idempotent and releases nothing: addresses follow the pod's life, not the sandbox's."""
     if not conf.as_main:
         return None
+    from cni import netlink
+
     host = netlink.host_veth_name(env.pod.namespace, env.pod.name, env.ifname) if env.pod else ""
     try:
         netlink.delete(host=host, ifname=env.ifname, netns=env.netns)
@@ -80,6 +83,8 @@ def cmd_check(env: Environment, conf: NetConf) -> Result:
                                   f"annotations say {sorted(want)}")
     if not conf.as_main:
         return None
+    from cni import netlink
+
     try:
         state = netlink.inspect(env.ifname, netns=env.netns)
     except errors.CniError as exc:
@@ -109,7 +114,7 @@ COMMANDS: dict[str, Callable[[Environment, NetConf], Result]] = {
 }
 
 
-def run(environ: Mapping[str, str], stdin: bytes, out: TextIO) -> int:
+def run(environ: Mapping[str, str], stdin: bytes, out: io.TextIOBase) -> int:
     """One invocation: 0 with the result (if any) on `out`, or 1 with a CNI error on `out`."""
     cni_version = config.SUPPORTED_VERSIONS[-1]
     try:
@@ -124,13 +129,13 @@ def run(environ: Mapping[str, str], stdin: bytes, out: TextIO) -> int:
         else:
             output = COMMANDS[env.command](env, config.parse_netconf(raw, env.command))
     except errors.CniError as exc:
-        json.dump(exc.to_json(cni_version), out)
+        out.write(jsonio.dumps(exc.to_json(cni_version)))
         return 1
     except Exception as exc:  # any bug still has to reach the runtime as CNI error JSON
-        json.dump(errors.CniError(f"kube-ovn plugin failed: {exc!r}").to_json(cni_version), out)
+        out.write(jsonio.dumps(errors.CniError(f"kube-ovn plugin failed: {exc!r}").to_json(cni_version)))
         return 1
     if output is not None:
-        json.dump(output, out)
+        out.write(jsonio.dumps(output))
     return 0
 
 

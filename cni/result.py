@@ -6,34 +6,34 @@ do not. An IPAM result has no `interfaces`; the `type: kube-ovn` main plugin add
 
 from __future__ import annotations
 
-import dataclasses
+from collections import namedtuple
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from cni import config, errors
 
 
-@dataclasses.dataclass(frozen=True)
-class IPConfig:
+class IPConfig(namedtuple("IPConfig", "address family gateway", defaults=(None,))):
     """One address with its subnet prefix; `gateway` only where it is this family's default route."""
 
+    __slots__ = ()
     address: str
     family: int
-    gateway: str | None = None
+    gateway: str | None
 
 
-@dataclasses.dataclass(frozen=True)
-class Allocation:
+class Allocation(namedtuple("Allocation", "ips mac routes default_route subnet",
+                            defaults=("", (), False, ""))):
     """What the node daemon answers for one pod attachment (see docs/internals.md)."""
 
+    __slots__ = ()
     ips: tuple[IPConfig, ...]
-    mac: str = ""
-    routes: tuple[dict[str, str], ...] = ()
-    default_route: bool = False
-    subnet: str = ""
+    mac: str
+    routes: tuple[dict[str, str], ...]
+    default_route: bool
+    subnet: str
 
     @classmethod
-    def from_json(cls, body: Mapping[str, Any]) -> Allocation:
+    def from_json(cls, body: Mapping[str, object]) -> Allocation:
         try:
             ips = tuple(IPConfig(address=ip["address"], family=int(ip["family"]),
                                  gateway=ip.get("gateway") or None) for ip in body["ips"])
@@ -46,22 +46,22 @@ class Allocation:
                    default_route=bool(body.get("default_route")), subnet=str(body.get("subnet") or ""))
 
 
-@dataclasses.dataclass(frozen=True)
-class Interface:
+class Interface(namedtuple("Interface", "name mac sandbox", defaults=("", ""))):
     """An interface a main plugin created; `sandbox` is the netns path for the container side."""
 
+    __slots__ = ()
     name: str
-    mac: str = ""
-    sandbox: str = ""
+    mac: str
+    sandbox: str
 
 
 def build(cni_version: str, allocation: Allocation, *, interfaces: Sequence[Interface] = (),
-          ip_interface: int | None = None) -> dict[str, Any]:
+          ip_interface: int | None = None) -> dict[str, object]:
     """The result object for `cni_version`; `ip_interface` indexes `interfaces` for every IP."""
     per_ip_version = config.version_tuple(cni_version) < (1, 0, 0)
     ips = []
     for ip in allocation.ips:
-        entry: dict[str, Any] = {}
+        entry: dict[str, object] = {}
         if per_ip_version:
             entry["version"] = str(ip.family)
         entry["address"] = ip.address
@@ -70,7 +70,7 @@ def build(cni_version: str, allocation: Allocation, *, interfaces: Sequence[Inte
         if ip_interface is not None:
             entry["interface"] = ip_interface
         ips.append(entry)
-    result: dict[str, Any] = {"cniVersion": cni_version}
+    result: dict[str, object] = {"cniVersion": cni_version}
     if interfaces:
         result["interfaces"] = [_interface(i) for i in interfaces]
     result["ips"] = ips

@@ -132,12 +132,9 @@ def test_serves_calls_concurrently() -> None:
 ])
 def test_http_errors_are_json_with_a_code(method: str, path: str, body: bytes | None, status: int) -> None:
     with fake_daemon(daemon.StaticPods()) as socket:
-        connection = client.UnixHTTPConnection(socket, timeout=10)
-        connection.request(method, path, body=body)
-        response = connection.getresponse()
-        payload = json.loads(response.read())
-        connection.close()
-    assert response.status == status
+        answered, raw = client.exchange(socket, method, path, body or b"", timeout=10)
+    payload = json.loads(raw)
+    assert answered == status
     assert isinstance(payload["code"], int) and payload["msg"]
 
 

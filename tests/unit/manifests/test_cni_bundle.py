@@ -40,7 +40,7 @@ def test_bundle_holds_only_the_plugin_modules(tmp_path: Path) -> None:
     assert "cni/plugin.py" in names
     assert "cni/daemon.py" not in names  # the daemon needs kubernetes; it stays out
     assert all(name == "__main__.py" or name.startswith("cni/") for name in names)
-    assert target.read_bytes().startswith(b"#!/usr/bin/env python3\n")
+    assert target.read_bytes().startswith(b"#!/usr/bin/env -S python3 -S\n")
 
 
 def test_a_plugin_module_importing_a_third_party_package_is_refused(

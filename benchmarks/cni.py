@@ -1,0 +1,111 @@
+"""ADD latency of the `kube-ovn` IPAM plugin beside Debian's `host-local`, both called the same way.
+
+Prints one JSON object:
+``{"runs", "load_average", "kube_ovn": {"median_ms", "p90_ms"}, "kube_ovn_venv": {…},
+"host_local": {…}, "python_floor": {…}, "ratio_median", "ratio_p90"}`` (ratios: kube_ovn / host_local).
+
+Each plugin is executed as a runtime would: a fresh process, CNI_* environment, the network config
+on stdin, result on stdout; as an IPAM plugin, so no netns is needed.
+- `kube_ovn`: the file `multinic-ipam install-cni` puts into /opt/cni/bin (a zipapp run by the
+  system python3), executed through its shebang;
+- `kube_ovn_venv`: the development venv's console script (site packages add start-up);
+- `python_floor`: `python3 -S -c pass`, the interpreter's own start, which no Python plugin can
+  beat (the machine's load inflates it as much as the rest).
+Our node daemon serves from an in-memory pod (the production HTTP server and Responder, without
+the API server), so the numbers are the plugin's cost plus one round trip to the daemon.
+host-local allocates from a /16 in a temp data dir, one container ID per call (each ADD is a new
+sandbox). The plugins alternate call by call, so a neighbour's burst on the shared machine hits
+all alike; a few warm-up calls are not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cni import daemon
+from webhook.commands import install_cni
+
+PROVIDER = "macvlan.default"
+HOST_LOCAL = "/usr/lib/cni/host-local"
+
+
+def annotated_pod() -> dict:
+    notes = {"k8s.v1.cni.cncf.io/networks": "default/macvlan"}
+    values = {"ip_address": "172.17.0.12", "cidr": "172.17.0.0/16", "gateway": "172.17.0.1",
+              "mac_address": "00:00:00:53:6b:bb", "logical_switch": "macvlan", "allocated": "true"}
+    notes.update({f"{PROVIDER}.kubernetes.io/{k}": v for k, v in values.items()})
+    return {"metadata": {"namespace": "default", "name": "bench", "uid": "u", "annotations": notes}}
+
+
+def timed_add(executable: list[str], conf: dict, container_id: str) -> float:
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": "ADD", "CNI_CONTAINERID": container_id,
+           "CNI_NETNS": "/var/run/netns/bench", "CNI_IFNAME": "net1", "CNI_PATH": "/usr/lib/cni",
+           "CNI_ARGS": "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=bench"}
+    started = time.perf_counter()
+    done = subprocess.run(executable, input=json.dumps(conf).encode(), env=env, capture_output=True,
+                          check=False)
+    elapsed = (time.perf_counter() - started) * 1000
+    if done.returncode != 0:
+        raise SystemExit(f"{executable[0]} ADD failed: {done.stdout.decode()}{done.stderr.decode()}")
+    return elapsed
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {"median_ms": round(statistics.median(ordered), 2),
+            "p90_ms": round(ordered[int(0.9 * (len(ordered) - 1))], 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=5)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="cni-bench-", dir="/tmp"))
+    socket = str(work / "daemon.sock")
+    server = daemon.serve_in_thread(socket, daemon.Responder(daemon.StaticPods([annotated_pod()])))
+    zipapp = work / "kube-ovn"
+    install_cni.build(zipapp)
+    ours = {"cniVersion": "0.3.1", "name": "macvlan", "type": "macvlan",
+            "ipam": {"type": "kube-ovn", "server_socket": socket, "provider": PROVIDER}}
+    theirs = {"cniVersion": "0.3.1", "name": "bench", "type": "macvlan",
+              "ipam": {"type": "host-local", "subnet": "10.250.0.0/16", "dataDir": str(work / "host-local")}}
+    plugins = {
+        "kube_ovn": ([str(zipapp)], ours),
+        "kube_ovn_venv": ([str(Path(sys.executable).parent / "kube-ovn")], ours),
+        "host_local": ([HOST_LOCAL], theirs),
+        "python_floor": (["/usr/bin/python3", "-S", "-c", "pass"], {}),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in plugins}
+    try:
+        for index in range(args.warmup + args.runs):
+            for name, (executable, conf) in plugins.items():
+                elapsed = timed_add(executable, conf, f"bench-{index}")
+                if index >= args.warmup:
+                    samples[name].append(elapsed)
+    finally:
+        server.shutdown()
+        server.server_close()
+        shutil.rmtree(work, ignore_errors=True)
+    report: dict[str, object] = {"runs": args.runs, "load_average": [round(x, 2) for x in os.getloadavg()]}
+    report.update({name: summary(values) for name, values in samples.items()})
+    ours_s, theirs_s = report["kube_ovn"], report["host_local"]
+    report["ratio_median"] = round(ours_s["median_ms"] / theirs_s["median_ms"], 2)  # type: ignore[index]
+    report["ratio_p90"] = round(ours_s["p90_ms"] / theirs_s["p90_ms"], 2)  # type: ignore[index]
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
