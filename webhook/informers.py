@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from webhook import objects
+from webhook import metrics, objects
 from webhook.cache import Object, ObjectCache
 
 log = logging.getLogger(__name__)
@@ -167,6 +167,7 @@ class _Watcher(threading.Thread):
                 delay = self.backoff_first
             except Gone:
                 log.info("watch of %s expired (410 Gone); relisting", self.kind)
+                metrics.INFORMER_RESTARTS.labels(self.kind, "gone").inc()
                 version = None
             except Absent:
                 if not self.synced.is_set():
@@ -180,6 +181,7 @@ class _Watcher(threading.Thread):
                 if self._stopping.is_set():
                     break
                 log.warning("list/watch of %s failed (%s); retrying in %.1fs", self.kind, error, delay)
+                metrics.INFORMER_RESTARTS.labels(self.kind, "error").inc()
                 self._stopping.wait(delay)
                 delay = min(delay * 2, self.backoff_max)
 

@@ -42,6 +42,11 @@ INTERNAL_ERRORS = Counter(
     "Requests that failed with an unexpected exception (answered with HTTP 500).",
     ["endpoint"],
 )
+INFORMER_RESTARTS = Counter(
+    "multinic_ipam_informer_restarts_total",
+    "List/watch restarts by kind and reason: gone (410, relisted) or error (reconnected with backoff).",
+    ["kind", "reason"],
+)
 
 
 def render() -> tuple[bytes, str]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from prometheus_client import REGISTRY
 
 from tests.unit.webhook.fake_apiserver import PODS_PATH, SUBNETS_PATH, FakeApi
 from webhook import informers, objects
@@ -135,11 +136,16 @@ def test_errors_back_off_and_recover(fake: FakeApi, make_informers: Callable[...
     fake.put(SUBNETS_PATH, "a")
     fake.failures = 3  # the API server is restarting
     cache = ObjectCache()
+    before = REGISTRY.get_sample_value(
+        "multinic_ipam_informer_restarts_total", {"kind": "subnets", "reason": "error"}) or 0
     inf = make_informers(cache)
 
     assert inf.wait_synced(5)
     assert names(cache) == {"a"}
     assert fake.failures == 0
+    after = REGISTRY.get_sample_value(
+        "multinic_ipam_informer_restarts_total", {"kind": "subnets", "reason": "error"})
+    assert after is not None and after - before >= 3
 
 
 def test_not_synced_while_the_api_server_fails(fake: FakeApi, make_informers: Callable[..., Any]) -> None:
