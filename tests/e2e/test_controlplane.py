@@ -79,7 +79,7 @@ def test_short_names_resolve(kubectl) -> None:
     assert "net-attach-def" in nad
 
 
-def test_guide_subnet_and_nad_apply_without_webhook(kubectl, namespace: str) -> None:
+def test_guide_subnet_and_nad_apply_without_webhook(kubectl, namespace: str, no_webhooks: None) -> None:
     subnet = GUIDE_SUBNET.replace("name: macvlan", f"name: {namespace}")
     subnet = subnet.replace("172.17.", "172.30.")
     try:
@@ -99,14 +99,14 @@ def test_guide_subnet_and_nad_apply_without_webhook(kubectl, namespace: str) -> 
     assert json.loads(config.stdout)["ipam"]["provider"] == f"macvlan.{namespace}"
 
 
-def test_subnet_protocol_outside_the_enum_is_refused_by_the_schema(kubectl) -> None:
+def test_subnet_protocol_outside_the_enum_is_refused_by_the_schema(kubectl, no_webhooks: None) -> None:
     bad = GUIDE_SUBNET.replace("protocol: IPv4", "protocol: IPv5").replace("name: macvlan", "name: bad-proto")
     result = kubectl("apply", "-f", "-", input=bad, check=False)
     assert result.returncode != 0
     assert "IPv5" in result.stderr and "IPv4" in result.stderr
 
 
-def test_subnet_status_holds_ipv6_counts_beyond_int64(kubectl) -> None:
+def test_subnet_status_holds_ipv6_counts_beyond_int64(kubectl, no_webhooks: None) -> None:
     body = GUIDE_SUBNET.replace("name: macvlan", "name: v6-status")
     kubectl("apply", "-f", "-", input=body)
     try:

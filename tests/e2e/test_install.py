@@ -7,17 +7,13 @@ import base64
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from certs import generate
+from tests.fixtures.controlplane import WEBHOOK_CONFIGURATION_KINDS
 from webhook.controlplane import ControlPlane, free_port
 
 REPO = Path(__file__).resolve().parents[2]
-KINDS = ("validatingwebhookconfiguration", "mutatingwebhookconfiguration")
 SERVICE_NAMESPACE = "multinic-ipam-e2e"
 GUIDE_NAD = """\
 apiVersion: "k8s.cni.cncf.io/v1"
@@ -51,36 +47,13 @@ def pod(namespace: str) -> str:
     })
 
 
-@pytest.fixture
-def webhook_slot(kubectl) -> Iterator[None]:
-    """Free the `multinic-ipam` configurations for this test and put back what was there.
-
-    The session may have a webhook server installed by another fixture; these tests point the
-    configurations elsewhere, so they restore the originals afterwards.
-    """
-    saved: list[dict[str, Any]] = []
-    for kind in KINDS:
-        found = kubectl("get", kind, "multinic-ipam", "-o", "json", check=False)
-        if found.returncode == 0:
-            saved.append(json.loads(found.stdout))
-    names = [f"{kind}/multinic-ipam" for kind in KINDS]
-    kubectl("delete", *names, "--ignore-not-found")
-    yield
-    kubectl("delete", *names, "--ignore-not-found")
-    for config in saved:
-        metadata = config["metadata"]
-        for field in ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields"):
-            metadata.pop(field, None)
-        kubectl("create", "-f", "-", input=json.dumps(config))
-
-
 def run_install(plane: ControlPlane, *args: str) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "webhook.cli", "install", "--kubeconfig", str(plane.kubeconfig), *args]
     return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_install_twice_changes_nothing_the_second_time(
-    control_plane: ControlPlane, kubectl, webhook_slot: None, tmp_path: Path
+    control_plane: ControlPlane, kubectl, no_webhooks: None, tmp_path: Path
 ) -> None:
     paths = generate.write_certificates(tmp_path, [f"hook.{SERVICE_NAMESPACE}.svc"])
     args = ("--service", f"{SERVICE_NAMESPACE}/hook", "--cert-dir", str(tmp_path))
@@ -120,7 +93,7 @@ def test_install_twice_changes_nothing_the_second_time(
 
 
 def test_installed_webhooks_guard_what_they_should_and_skip_excluded_namespaces(
-    control_plane: ControlPlane, kubectl, webhook_slot: None, namespace: str, tmp_path: Path
+    control_plane: ControlPlane, kubectl, no_webhooks: None, namespace: str, tmp_path: Path
 ) -> None:
     # Nothing listens on this port: with failurePolicy Fail every guarded request is refused.
     generate.write_certificates(tmp_path, ["127.0.0.1"])
@@ -145,7 +118,7 @@ def test_installed_webhooks_guard_what_they_should_and_skip_excluded_namespaces(
 
 
 def test_a_new_ca_updates_the_configurations(
-    control_plane: ControlPlane, kubectl, webhook_slot: None, tmp_path: Path
+    control_plane: ControlPlane, kubectl, no_webhooks: None, tmp_path: Path
 ) -> None:
     url = f"https://127.0.0.1:{free_port()}"
     generate.write_certificates(tmp_path / "one", ["127.0.0.1"])
@@ -160,7 +133,7 @@ def test_a_new_ca_updates_the_configurations(
 
 
 def test_bad_input_is_refused_and_changes_nothing(
-    control_plane: ControlPlane, kubectl, webhook_slot: None, tmp_path: Path
+    control_plane: ControlPlane, kubectl, no_webhooks: None, tmp_path: Path
 ) -> None:
     result = run_install(control_plane, "--url", "http://127.0.0.1:1", "--cert-dir", str(tmp_path))
     assert result.returncode == 2
@@ -168,5 +141,5 @@ def test_bad_input_is_refused_and_changes_nothing(
     result = run_install(control_plane, "--service", "ns/hook", "--cert-dir", str(tmp_path / "none"))
     assert result.returncode == 2
     assert "ca.crt" in result.stderr and "--cert-dir" in result.stderr
-    for kind in KINDS:
+    for kind in WEBHOOK_CONFIGURATION_KINDS:
         assert kubectl("get", kind, "multinic-ipam", check=False).returncode != 0
