@@ -283,3 +283,35 @@ def test_describe_scope_tells_what_reaches_the_webhooks() -> None:
     assert "kube-system, multinic-ipam" in old
     new = install.describe_scope((1, 30), URL)
     assert "matchConditions" in new and new.endswith("kube-system never do")
+
+
+# -- the command, without a cluster ---------------------------------------------------------------
+
+
+def _cert_dir(tmp_path: Path) -> Path:
+    (tmp_path / "ca.crt").write_bytes(CA)
+    return tmp_path
+
+
+def test_command_refuses_a_missing_kubeconfig(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from webhook import cli
+
+    code = cli.main(["install", "--kubeconfig", str(tmp_path / "nope"), "--url", "https://127.0.0.1:9443",
+                     "--cert-dir", str(_cert_dir(tmp_path))])
+    assert code == 2
+    assert f"--kubeconfig {tmp_path / 'nope'} does not exist" in capsys.readouterr().err
+
+
+def test_command_names_an_unreachable_api_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from webhook import cli
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1', insecure-skip-tls-verify: true}}]\n"
+        "users: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\n"
+    )
+    code = cli.main(["install", "--kubeconfig", str(kubeconfig), "--service", "ns/hook",
+                     "--cert-dir", str(_cert_dir(tmp_path))])
+    assert code == 1
+    assert "cannot reach the API server at https://127.0.0.1:1" in capsys.readouterr().err
