@@ -216,6 +216,51 @@ def test_readyz_turns_ready_once_synced_and_indexed() -> None:
         fake.close()
 
 
+def test_lifecycle_starts_after_sync_leads_and_hands_the_lease_back_on_stop() -> None:
+    fake = FakeApi([resource.path for resource in informers.RESOURCES.values()])
+    fake.failures = 5  # the first lists fail: the Lifecycle must wait for the caches
+    configuration = k8s_client.Configuration()
+    configuration.host = fake.host
+    cache = ObjectCache()
+    memory = MemoryApi(cache)
+    app = webhook_app.create_app({
+        "TESTING": True, "CACHE": cache, "START_INFORMERS": True, "START_LIFECYCLE": True,
+        "API_CLIENT": k8s_client.ApiClient(configuration), "STORE": Store(cache, api=memory),
+        "IDENTITY": "worker-a",
+    })
+    runtime = webhook_app.runtime_of(app)
+    try:
+        deadline = time.monotonic() + 10
+        while runtime.lifecycle is None or not runtime.lifecycle.leader:
+            assert time.monotonic() < deadline, "the lifecycle never led"
+            if runtime.lifecycle is not None:
+                assert runtime.informers.synced  # never before every kind is listed
+            time.sleep(0.05)
+        lease = next(iter(memory.leases.values()))
+        assert lease["spec"]["holderIdentity"] == "worker-a"
+    finally:
+        runtime.stop()
+        fake.close()
+    assert next(iter(memory.leases.values()))["spec"]["holderIdentity"] == ""  # handed back
+
+
+def test_connect_reads_a_kubeconfig(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "k", "cluster": {"server": "https://127.0.0.1:6443"}}],
+        "users": [{"name": "u", "user": {"token": "secret-token"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+    }))
+    api = webhook_app.connect(str(kubeconfig))
+    try:
+        assert api.configuration.host == "https://127.0.0.1:6443"
+        assert api.configuration.auth_settings()["BearerToken"]["value"] == "Bearer secret-token"
+        assert api.configuration.connection_pool_maxsize == 32
+    finally:
+        api.close()
+
+
 def test_validate_allows_a_good_subnet_and_echoes_the_uid(client: FlaskClient) -> None:
     body = review(subnet("attach", cidrBlock="10.20.0.0/24", provider="attach.default"),
                   kind="Subnet", group="kubeovn.io", uid="abc-123")
