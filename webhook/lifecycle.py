@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 NAMESPACE_ENV = "MULTINIC_IPAM_NAMESPACE"
 LEASE_NAME = "multinic-ipam-lifecycle"
+MIN_GAP = 0.5  # seconds between two passes at least
 
 
 class _Unsure(Exception):  # noqa: N818 (a reason to wait, not an error)
@@ -112,7 +113,10 @@ class Lifecycle:
                 self.step()
             except Exception:  # the loop must outlive any one bad pass
                 log.exception("lifecycle pass failed")
-            self._wake.wait(self.interval)
+            # Pod events wake the loop early, but passes stay at least MIN_GAP apart: a burst of
+            # pod events must not turn into a pass (over every IP object) per event.
+            self._stop.wait(MIN_GAP)
+            self._wake.wait(max(self.interval - MIN_GAP, 0))
             self._wake.clear()
 
     def step(self) -> Pass | None:

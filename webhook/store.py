@@ -542,7 +542,10 @@ class Store(ClusterView):
                 obj = self.api.create_ip(body)
                 created.append(name)
             except AlreadyExists:
-                obj = self._take_over(pod, name, body)
+                # Only a wished-for address (fixed or pool) can be worth taking over; a sequential
+                # candidate lost to a race is simply skipped, without a read.
+                wished = bool(claim.fixed or claim.pool or claim.ippool)
+                obj = self._take_over(pod, name, body) if wished else None
                 if obj is None:
                     self._mark_unknown(state, address, owner)
                     self._undo(state, owner, names, created, addresses[index + 1 :])

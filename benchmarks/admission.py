@@ -1,0 +1,166 @@
+"""Pod creations per second through the API server, without and with the webhooks, in one run.
+
+Starts its own control plane and `multinic-ipam serve` (4 workers, JSON logs), then creates pods
+carrying the guide's `k8s.v1.cni.cncf.io/networks: default/macvlan` annotation from 16 threads:
+first with no webhook configuration installed, then installed (mutation allocates, validation
+checks). The webhook's own time per review comes from its per-review log lines (`duration_ms`).
+
+Prints one JSON object: ``{"pods", "threads", "workers", "without_webhook_pods_per_s",
+"with_webhook_pods_per_s", "mutate_p50_ms", "mutate_p99_ms", "validate_p50_ms", "validate_p99_ms",
+"distinct_addresses"}``. The machine is shared, so compare the two rates of one run, not runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from webhook import install  # noqa: E402
+from webhook.controlplane import ControlPlane  # noqa: E402
+
+EXAMPLES = ROOT / "manifests" / "examples"
+NETWORKS = "k8s.v1.cni.cncf.io/networks"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "webhook.cli", *args]
+
+
+def _wait_ready(url: str, ca: Path, timeout: float = 90.0) -> None:
+    context = ssl.create_default_context(cafile=str(ca))
+    deadline = time.monotonic() + timeout
+    streak = 0
+    while streak < 8:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url}/readyz not ready after {timeout}s")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2, context=context) as response:
+                streak = streak + 1 if response.status == 200 else 0
+        except OSError:
+            streak = 0
+            time.sleep(0.2)
+
+
+def _create(api: Any, namespace: str, names: list[str], threads: int) -> tuple[float, list[dict]]:
+    from kubernetes import client
+
+    core = client.CoreV1Api(api)
+
+    def one(name: str) -> dict:
+        body = {"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "annotations": {NETWORKS: "default/macvlan"}},
+                "spec": {"containers": [{"name": "c", "image": "docker.io/library/alpine:edge"}]}}
+        response = core.create_namespaced_pod(namespace, body, _preload_content=False)
+        return json.loads(response.data)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        pods = list(pool.map(one, names))
+    return time.perf_counter() - started, pods
+
+
+def _durations(log: Path, webhook: str) -> list[float]:
+    out = []
+    for line in log.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("webhook") == webhook and entry.get("kind") == "Pod" and "duration_ms" in entry:
+            out.append(float(entry["duration_ms"]))
+    return out
+
+
+def _percentile(values: list[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))], 2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pods", type=int, default=300)
+    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=4)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-admission-"))
+    with ControlPlane(work / "cp") as plane:
+        api = plane.api_client()
+        install.apply_crds(api)
+        for name in ("nad-macvlan.yaml", "subnet-macvlan.yaml"):
+            plane.kubectl("apply", "-f", str(EXAMPLES / name))
+        certs = work / "certs"
+        subprocess.run(_cli("certs", "--cert-dir", str(certs), "--hosts", "127.0.0.1,localhost"),
+                       check=True, capture_output=True, cwd=ROOT)
+        port = _free_port()
+        url = f"https://127.0.0.1:{port}"
+        log = work / "serve.log"
+        env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        with log.open("wb") as out:
+            server = subprocess.Popen(
+                _cli("serve", "--kubeconfig", str(plane.kubeconfig), "--bind", f"127.0.0.1:{port}",
+                     "--cert-dir", str(certs), "--workers", str(args.workers), "--log-format", "json"),
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT, env=env,
+            )
+        try:
+            _wait_ready(url, certs / "ca.crt")
+            plane.kubectl("create", "namespace", "bare")
+            bare_s, _ = _create(api, "bare", [f"bare-{i}" for i in range(args.pods)], args.threads)
+            subprocess.run(_cli("install", "--kubeconfig", str(plane.kubeconfig), "--url", url,
+                                "--cert-dir", str(certs)), check=True, capture_output=True, cwd=ROOT)
+            plane.kubectl("create", "namespace", "hooked")
+            time.sleep(2)  # webhook configurations reach the API server's admission chain
+            hooked_s, pods = _create(api, "hooked", [f"pod-{i}" for i in range(args.pods)], args.threads)
+            addresses = {p["metadata"]["annotations"].get("macvlan.default.kubernetes.io/ip_address")
+                         for p in pods}
+            time.sleep(1)
+            mutate = _durations(log, "mutate")
+            if os.environ.get("BENCH_KEEP_LOG"):
+                print(log, file=sys.stderr)
+            validate = _durations(log, "validate")
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(30)
+        api.close()
+    print(json.dumps({
+        "pods": args.pods,
+        "threads": args.threads,
+        "workers": args.workers,
+        "without_webhook_pods_per_s": round(args.pods / bare_s, 1),
+        "with_webhook_pods_per_s": round(args.pods / hooked_s, 1),
+        "mutate_reviews": len(mutate),
+        "mutate_p50_ms": _percentile(mutate, 0.50),
+        "mutate_p99_ms": _percentile(mutate, 0.99),
+        "mutate_mean_ms": round(statistics.fmean(mutate), 2) if mutate else None,
+        "validate_p50_ms": _percentile(validate, 0.50),
+        "validate_p99_ms": _percentile(validate, 0.99),
+        "distinct_addresses": len(addresses - {None}),
+    }))
+
+
+if __name__ == "__main__":
+    main()
