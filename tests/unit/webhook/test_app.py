@@ -261,6 +261,16 @@ def test_connect_reads_a_kubeconfig(tmp_path: Path) -> None:
         api.close()
 
 
+def test_connect_failures_say_what_to_give(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(webhook_app.ConnectError, match=r"service account .*; run in a pod or give"):
+        webhook_app.connect(None)
+    broken = tmp_path / "kubeconfig"
+    broken.write_text("apiVersion: v1\nkind: Config\n")
+    with pytest.raises(webhook_app.ConnectError, match="give a working --kubeconfig"):
+        webhook_app.connect(str(broken))
+
+
 def test_validate_allows_a_good_subnet_and_echoes_the_uid(client: FlaskClient) -> None:
     body = review(subnet("attach", cidrBlock="10.20.0.0/24", provider="attach.default"),
                   kind="Subnet", group="kubeovn.io", uid="abc-123")
