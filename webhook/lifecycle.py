@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from allocator import pools
-from webhook import objects
+from webhook import metrics, objects
 from webhook.cache import Object
 from webhook.kubeapi import AlreadyExists, ApiError, Conflict, NotFound
 from webhook.store import (  # noqa: F401 (GRACE_ENV, DEFAULT_GRACE, grace_from_env: re-exported)
@@ -197,6 +197,7 @@ class Lifecycle:
 
     # ---- binding and releasing --------------------------------------------------------------
 
+    @metrics.timed_gc_pass
     def reconcile(self) -> Pass:
         """One pass over every cached IP object."""
         result = Pass()
@@ -313,6 +314,7 @@ class Lifecycle:
         meta = ip["metadata"]
         if self.store.delete(meta["name"], resource_version=meta.get("resourceVersion")):
             log.info("released %s (%s): %s", address_of(ip), meta["name"], why)
+            metrics.RELEASES.labels(metrics.release_reason(why)).inc()
             return "released"
         return "kept"
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from allocator import errors, pools
 from allocator.mac import normalise_mac
 from allocator.subnet import Subnet, SubnetSpec
-from webhook import objects
+from webhook import metrics, objects
 from webhook.cache import Object, ObjectCache
 from webhook.kubeapi import AlreadyExists, Api, ApiError, Conflict, KubernetesApi, NotFound
 from webhook.view import ClusterView
@@ -426,6 +426,7 @@ class Store(ClusterView):
 
     # ---- reserving ---------------------------------------------------------------------------
 
+    @metrics.timed_allocation
     def reserve(self, pod: PodIdentity, claim: Claim, *, dry_run: bool = False) -> Held:
         """Hold what `claim` asks for, confirmed by IP object creates; nothing durable when dry_run."""
         state = self.state(claim.subnet)
@@ -439,7 +440,9 @@ class Store(ClusterView):
         if dry_run:
             return self._plan(state, pod, claim)
         owner = pod.owner(claim.provider, claim.interface)
-        for _ in range(MAX_TRIES):
+        for attempt in range(MAX_TRIES):
+            if attempt:
+                metrics.ALLOCATION_RETRIES.labels(claim.subnet).inc()
             with state.lock:
                 addresses = self._candidate(state, pod, claim, state.allocator)
                 mac = self._mac(state, owner, claim)
@@ -542,6 +545,7 @@ class Store(ClusterView):
                 obj = self.api.create_ip(body)
                 created.append(name)
             except AlreadyExists:
+                metrics.LOCK_CONFLICTS.labels(claim.subnet).inc()
                 # Only a wished-for address (fixed or pool) can be worth taking over; a sequential
                 # candidate lost to a race is simply skipped, without a read.
                 wished = bool(claim.fixed or claim.pool or claim.ippool)
