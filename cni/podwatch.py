@@ -50,8 +50,10 @@ class KubernetesPods:
         self.informer.start()
 
     def stop(self) -> None:
+        """Ask the watch to end without waiting: its thread may sit in a read for minutes (the
+        watch's server-side timeout), and it is a daemon thread, so exiting never waits for it."""
         self._stopping.set()
-        self.informer.stop()
+        threading.Thread(target=self.informer.stop, name="informer-stop", daemon=True).start()
 
     def cached(self, namespace: str, name: str) -> Pod | None:
         pod = self.informer.cache.get_by_key(f"{namespace}/{name}")

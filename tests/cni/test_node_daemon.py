@@ -83,3 +83,52 @@ def test_add_for_a_pod_the_webhook_never_saw_fails_after_the_wait_with_code_11(r
     assert code != 0 and error is not None
     assert (error["code"], error["msg"]) == (11, "pod kube-system/never has no address for provider "
                                                  "macvlan.default; is the admission webhook installed?")
+
+
+def test_pod_watch_and_answers_survive_an_api_server_outage(rig: Rig, control_plane: Any) -> None:
+    from urllib.parse import urlparse
+
+    import yaml
+    from kubernetes import config
+
+    from cni import daemon
+    from tests.cni.proxy import CuttableProxy
+
+    server = urlparse(control_plane.server)
+    proxy = CuttableProxy((server.hostname, server.port))
+    proxy.restore()
+    kubeconfig = yaml.safe_load(control_plane.kubeconfig.read_text())
+    for cluster in kubeconfig["clusters"]:
+        cluster["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
+    api = config.new_client_from_config_dict(kubeconfig)
+    pods = podwatch.KubernetesPods(api, "outage-node")
+    pods.start()
+    try:
+        rig.create_pod(on_node(pod_yaml("before-outage", "default/macvlan"), "outage-node"))
+        assert wait_cached(pods, "before-outage")
+
+        proxy.cut()
+        rig.create_pod(on_node(pod_yaml("during-outage", "default/macvlan"), "outage-node"))
+        responder = daemon.Responder(pods, wait_seconds=1)
+        answer = responder.answer({"namespace": "default", "name": "before-outage",
+                                   "provider": "macvlan.default"})  # from the cache, API down
+        assert answer["ips"][0]["address"].endswith("/16")
+        time.sleep(2)  # the watch has failed and is retrying against a closed port
+        assert pods.cached("default", "during-outage") is None
+
+        proxy.restore()
+        assert wait_cached(pods, "during-outage")
+        answer = daemon.Responder(pods, wait_seconds=10).answer(
+            {"namespace": "default", "name": "during-outage", "provider": "macvlan.default"})
+        assert answer["ips"][0]["address"].startswith("172.17.")
+    finally:
+        pods.stop()
+        proxy.cut()
+        api.close()
+
+
+def wait_cached(pods: podwatch.KubernetesPods, name: str, timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while pods.cached("default", name) is None and time.monotonic() < deadline:
+        pods.wait_for_change(0.5)
+    return pods.cached("default", name) is not None
