@@ -195,6 +195,7 @@ class _Watcher(threading.Thread):
                 query.append(("continue", token))
             body = json.loads(self._get(query, read_timeout=60.0).read())
             for item in body.get("items") or []:
+                _slim(item)
                 item.setdefault("apiVersion", self.resource.api_version)
                 item.setdefault("kind", self.resource.kind)
                 items.append(item)
@@ -236,6 +237,7 @@ class _Watcher(threading.Thread):
             if obj.get("code") == 410:
                 raise Gone(obj.get("message", ""))
             raise ApiError(f"watch error {obj.get('code')}: {obj.get('message')}")
+        _slim(obj)
         if kind in ("ADDED", "MODIFIED"):
             if not self._older_than_cached(obj):
                 self._update(self.cache.put, obj)
@@ -288,6 +290,13 @@ class _Watcher(threading.Thread):
         if response.status == 404:
             raise Absent(text)
         raise ApiError(f"GET {self.resource.path} answered {response.status}: {text}")
+
+
+def _slim(obj: Object) -> None:
+    """Drop `metadata.managedFields`: nothing here reads it, and it is often half of a pod's size."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
 
 
 def _lines(response: Any) -> Iterator[bytes]:

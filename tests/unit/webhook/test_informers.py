@@ -67,6 +67,20 @@ def test_list_fills_the_cache_and_reports_synced(fake: FakeApi, make_informers: 
     assert pod is not None and pod["kind"] == "Pod"
 
 
+def test_managed_fields_are_not_kept(fake: FakeApi, make_informers: Callable[..., Any]) -> None:
+    fake.put(SUBNETS_PATH, "listed")
+    fake.objects[SUBNETS_PATH]["listed"]["metadata"]["managedFields"] = [{"manager": "kubectl"}]
+    cache = ObjectCache()
+    assert make_informers(cache).wait_synced(5)
+    eventually(lambda: fake.watch_count(SUBNETS_PATH) == 1)
+    with fake.lock:
+        fake._send(SUBNETS_PATH, {"type": "ADDED", "object": {
+            "metadata": {"name": "watched", "resourceVersion": "900", "managedFields": [{"manager": "x"}]}}})
+    eventually(lambda: names(cache) == {"listed", "watched"})
+    for obj in cache.list(objects.SUBNETS):
+        assert "managedFields" not in obj["metadata"]
+
+
 def test_paged_lists_are_followed(fake: FakeApi, make_informers: Callable[..., Any]) -> None:
     fake.page_size = 2
     for i in range(5):
