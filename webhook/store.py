@@ -13,6 +13,7 @@ import contextlib
 import copy
 import ipaddress
 import os
+import random
 import secrets
 import threading
 import time
@@ -21,8 +22,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from allocator import errors, pools
+from allocator.addresses import format_ip, parse_ip
 from allocator.mac import normalise_mac
-from allocator.subnet import Subnet, SubnetSpec
+from allocator.subnet import Subnet, SubnetSpec, usable_bounds
 from webhook import metrics, objects
 from webhook.cache import Object, ObjectCache
 from webhook.kubeapi import AlreadyExists, Api, ApiError, Conflict, KubernetesApi, NotFound
@@ -38,6 +40,7 @@ GRACE_ENV = "MULTINIC_IPAM_RESERVATION_GRACE_SECONDS"
 DEFAULT_GRACE = 120.0  # longer than the API server's request timeout for a pod create
 UNKNOWN_OWNER = "?"  # a lost race: held by someone this process has not heard of yet
 MAX_TRIES = 64
+SPREAD_SCAN = 4096  # addresses looked at above a lost one before falling back to the lowest free
 
 
 class TryAgain(errors.AllocatorError):
@@ -440,15 +443,21 @@ class Store(ClusterView):
         if dry_run:
             return self._plan(state, pod, claim)
         owner = pod.owner(claim.provider, claim.interface)
+        lost: tuple[str, ...] = ()
         for attempt in range(MAX_TRIES):
             if attempt:
                 metrics.ALLOCATION_RETRIES.labels(claim.subnet).inc()
             with state.lock:
-                addresses = self._candidate(state, pod, claim, state.allocator)
+                addresses = None
+                if lost and not (claim.fixed or claim.pool or claim.ippool):
+                    addresses = self._spread(state, owner, lost, attempt)
+                if addresses is None:
+                    addresses = self._candidate(state, pod, claim, state.allocator)
                 mac = self._mac(state, owner, claim)
             held = self._lock(state, pod, claim, addresses, mac)
             if held is not None:
                 return held
+            lost = addresses
             if claim.fixed:
                 names = [objects.ip_object_name(claim.subnet, a) for a in claim.fixed]
                 found = (self.ip_object(n) or self._live(objects.IPS, n) for n in names)
@@ -490,6 +499,52 @@ class Store(ClusterView):
                 alloc.claim(owner, address)
             return _ordered(entry)
         return tuple(str(a) for a in alloc.allocate_all(owner))
+
+    def _spread(
+        self, state: _SubnetState, owner: str, lost: tuple[str, ...], attempt: int
+    ) -> tuple[str, ...] | None:
+        """After a lost race, a free address a random short way above the lost one (per family).
+
+        Every process starts from the lowest free address, so in a burst they all race for the
+        same few; jumping a random distance after a loss spreads them out. `claim` takes exactly
+        the chosen address, so the sequential order of the rest is untouched. None when no free
+        address is found close above: the caller falls back to the lowest free one.
+        """
+        alloc = state.allocator
+        picked: list[str] = []
+        for address in lost:
+            version, value = parse_ip(address)
+            cidr = state.spec.family_cidr(version)
+            gateway = state.spec.family_gateway(version)
+            if cidr is None:
+                return self._unpick(alloc, picked)
+            high = usable_bounds(cidr)[1]
+            excludes = [(int(a), int(b)) for a, b in state.spec.excludes if a.version == version]
+            skip = random.randrange(4 * attempt)
+            current, found = value + 1, None
+            for _ in range(SPREAD_SCAN):
+                if current > high:
+                    break
+                text = format_ip(version, current)
+                allocatable = (gateway is None or current != int(gateway)) and not any(
+                    a <= current <= b for a, b in excludes
+                )
+                if allocatable and alloc.holder(text) is None:
+                    if skip == 0:
+                        found = text
+                        break
+                    skip -= 1
+                current += 1
+            if found is None:
+                return self._unpick(alloc, picked)
+            alloc.claim(owner, found)
+            picked.append(found)
+        return _ordered(tuple(picked))
+
+    @staticmethod
+    def _unpick(alloc: Subnet, picked: list[str]) -> None:
+        for address in picked:
+            alloc.release(address)
 
     def _pool_candidate(
         self, state: _SubnetState, pod: PodIdentity, claim: Claim, alloc: Subnet
