@@ -47,7 +47,10 @@ class Request:
 def answer(pod: Mapping[str, Any], request: Request) -> dict[str, Any]:
     """The daemon's JSON answer for `request`, from the pod object (`metadata.annotations`)."""
     pod_annotations: Mapping[str, str] = (pod.get("metadata") or {}).get("annotations") or {}
-    fields = annotations.provider_annotations(pod_annotations, request.provider)
+    # A NAD attached twice (`net@a,net@b`) is keyed by provider plus interface (webhook.attachments).
+    fields = annotations.provider_annotations(
+        pod_annotations, f"{request.provider}.{request.ifname}"
+    ) or annotations.provider_annotations(pod_annotations, request.provider)
     if fields.get(annotations.ALLOCATED) != "true" or not fields.get(annotations.IP_ADDRESS):
         raise NotAnnotatedError(
             f"pod {request.pod} has no address for provider {request.provider}; "

@@ -117,3 +117,13 @@ def test_bad_pod_routes_are_unusable_not_a_crash() -> None:
     pod = annotated_pod("x", extra={"macvlan.default.kubernetes.io/routes": "[{"})
     with pytest.raises(allocation.UnusableAnnotationError, match="routes"):
         ask(pod)
+
+
+def test_a_nad_attached_twice_is_answered_per_interface() -> None:
+    first = annotated_pod("twice", provider="macvlan.default.a", ip="172.17.0.11",
+                          networks="macvlan@a,macvlan@b")
+    second = annotated_pod("twice", provider="macvlan.default.b", ip="172.17.0.12")
+    pod = {"metadata": {**first["metadata"], "annotations": {**second["metadata"]["annotations"],
+                                                             **first["metadata"]["annotations"]}}}
+    assert ask(pod, ifname="a")["ips"][0]["address"] == "172.17.0.11/16"
+    assert ask(pod, ifname="b")["ips"][0]["address"] == "172.17.0.12/16"
