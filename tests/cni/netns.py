@@ -66,10 +66,13 @@ def host_has_link(name: str) -> bool:
 
 def run_plugin(plugin: str, command: str, conf: Mapping[str, Any], *, netns: Netns | None, pod: str,
                namespace: str, plugin_dir: Path, ifname: str = "net1", uid: str = "",
-               container_id: str = "") -> tuple[int, dict[str, Any] | None]:
-    """Call a reference plugin (or ours) the way Multus does; returns (exit code, stdout JSON)."""
+               container_id: str = "", path_prefix: str = "") -> tuple[int, dict[str, Any] | None]:
+    """Call a reference plugin (or ours) the way Multus does; returns (exit code, stdout JSON).
+
+    `path_prefix` goes in front of PATH (a fake `ovs-vsctl`, for instance)."""
+    path = os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
     env = {
-        "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        "PATH": f"{path_prefix}:{path}" if path_prefix else path,
         "CNI_COMMAND": command,
         "CNI_CONTAINERID": container_id or f"ctr-{pod}",
         "CNI_NETNS": netns.path if netns else "",

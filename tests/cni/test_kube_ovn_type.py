@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from cni import netlink
@@ -83,3 +84,39 @@ def test_failed_add_rolls_back_the_veth(rig: Rig) -> None:
     assert code == 1 and error is not None and error["code"] == 999
     assert error["msg"].startswith(f"pod default/samplepod provider {ATTACHNET}: ")
     assert not nets.host_has_link(host) and not netns.has_link("net1")
+
+
+def test_host_end_is_plugged_into_ovs_when_ovs_vsctl_exists(rig: Rig, tmp_path: Path) -> None:
+    calls = tmp_path / "ovs-vsctl.calls"
+    fake = tmp_path / "ovs-vsctl"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    fake.chmod(0o755)
+    pod = rig.create_pod("pod-samplepod-attachnet.yaml")
+    host = rig.host_link(host_end(pod))
+    netns = rig.sandbox()
+    call = Call(rig, "kube-ovn", nad_conf("nad-attachnet.yaml", rig.socket), netns, pod,
+                path_prefix=str(tmp_path))
+
+    code, result = call("ADD")
+    assert code == 0, result
+    assert call("DEL") == (0, None)
+    assert calls.read_text().splitlines() == [
+        f"--timeout=10 --may-exist add-port br-int {host} -- set interface {host} "
+        f"external_ids:iface-id=samplepod.default.{ATTACHNET}",
+        f"--timeout=10 --if-exists del-port br-int {host}",
+    ]
+
+
+def test_del_succeeds_after_the_netns_and_the_pod_are_gone(rig: Rig) -> None:
+    pod = rig.create_pod("pod-samplepod-attachnet.yaml")
+    host = rig.host_link(host_end(pod))
+    netns = rig.sandbox()
+    call = Call(rig, "kube-ovn", nad_conf("nad-attachnet.yaml", rig.socket), netns, pod)
+    code, result = call("ADD")
+    assert code == 0, result
+
+    rig.kubectl("delete", "-n", "default", "pod", "samplepod", "--wait=true")
+    netns.delete()
+    assert call("DEL") == (0, None)
+    assert not nets.host_has_link(host)
+    assert call("DEL") == (0, None)

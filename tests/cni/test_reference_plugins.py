@@ -47,15 +47,15 @@ class Call:
     """Binds the plugin-call arguments shared by one test."""
 
     def __init__(self, rig: Rig, plugin: str, conf: dict[str, Any], sandbox: nets.Netns,
-                 pod: dict[str, Any], *, ifname: str = "net1") -> None:
+                 pod: dict[str, Any], *, ifname: str = "net1", path_prefix: str = "") -> None:
         self.plugin, self.conf, self.sandbox, self.pod = plugin, conf, sandbox, pod
-        self.plugin_dir, self.ifname = rig.plugin_dir, ifname
+        self.plugin_dir, self.ifname, self.path_prefix = rig.plugin_dir, ifname, path_prefix
 
     def __call__(self, command: str, conf: dict[str, Any] | None = None) -> tuple[int, dict[str, Any] | None]:
         meta = self.pod["metadata"]
         return nets.run_plugin(self.plugin, command, conf or self.conf, netns=self.sandbox,
                                pod=meta["name"], namespace=meta["namespace"], uid=meta["uid"],
-                               plugin_dir=self.plugin_dir, ifname=self.ifname)
+                               plugin_dir=self.plugin_dir, ifname=self.ifname, path_prefix=self.path_prefix)
 
 
 def test_macvlan_gets_exactly_the_annotated_address_and_del_is_idempotent(rig: Rig) -> None:
