@@ -145,3 +145,30 @@ def test_node_command_is_registered_with_the_documented_defaults() -> None:
     assert (args.socket, args.wait_seconds, args.node_name) == (daemon.DEFAULT_SOCKET, 10.0, "n1")
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["node", "--wait-seconds", "-1"])
+
+
+def test_each_call_logs_one_line_with_pod_provider_and_outcome(caplog: pytest.LogCaptureFixture) -> None:
+    pods = daemon.StaticPods([annotated_pod("p1"), annotated_pod("bare", allocated=False)])
+    with caplog.at_level("INFO", logger="multinic_ipam.node"), fake_daemon(pods, wait_seconds=0.1) as socket:
+        client.allocation(socket, REQUEST)
+        with pytest.raises(errors.CniError):
+            client.allocation(socket, {**REQUEST, "name": "bare"})
+    lines = [r.getMessage() for r in caplog.records if r.name == "multinic_ipam.node"]
+    assert len(lines) == 2
+    assert lines[0].startswith("allocation default/p1 macvlan.default net1 -> 172.17.0.12/16 in ")
+    assert lines[1].startswith("allocation default/bare macvlan.default net1 failed in ")
+    assert lines[1].endswith("code 11: pod default/bare has no address for provider macvlan.default; "
+                             "is the admission webhook installed?")
+
+
+def test_pod_dict_keeps_what_the_daemon_reads_from_a_v1pod() -> None:
+    from kubernetes import client as k8s
+
+    from cni import podwatch
+
+    pod = k8s.V1Pod(metadata=k8s.V1ObjectMeta(name="p", namespace="ns", uid="u", annotations=None),
+                    spec=k8s.V1PodSpec(containers=[], node_name="n1"))
+    assert podwatch.pod_dict(pod) == {
+        "metadata": {"namespace": "ns", "name": "p", "uid": "u", "annotations": {}},
+        "spec": {"nodeName": "n1"},
+    }
