@@ -168,8 +168,9 @@ def parse_netconf(conf: Mapping[str, object], command: str) -> NetConf:
     socket = section.get("server_socket") or DEFAULT_SOCKET
     if not isinstance(socket, str):
         raise errors.InvalidConfigError(f"server_socket {socket!r} must be a path such as {DEFAULT_SOCKET}")
-    routes = section.get("routes", []) if not as_main else (conf.get("routes") or
-                                                            (ipam or {}).get("routes") or [])
+    routes = section.get("routes", [])
+    if as_main and not routes and isinstance(ipam, dict):
+        routes = ipam.get("routes", [])  # a kube-ovn type NAD may also nest them under ipam
     mtu = conf.get("mtu")
     if mtu is not None and (not isinstance(mtu, int) or isinstance(mtu, bool) or not 68 <= mtu <= 65535):
         raise errors.InvalidConfigError(f"mtu {mtu!r} must be an integer between 68 and 65535")

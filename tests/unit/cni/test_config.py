@@ -131,3 +131,10 @@ def test_stdin_that_is_not_a_json_object_is_a_decode_error() -> None:
     assert caught.value.code == 6
     with pytest.raises(errors.DecodeError, match="not JSON"):
         config.load_json(b"{nope")
+
+
+def test_main_mode_takes_routes_from_the_top_level_or_from_ipam() -> None:
+    top = {"type": "kube-ovn", "provider": "a.b.ovn", "routes": [{"dst": "10.1.0.0/16"}], "ipam": "junk"}
+    nested = {"type": "kube-ovn", "provider": "a.b.ovn", "ipam": {"routes": [{"dst": "10.2.0.0/16"}]}}
+    assert config.parse_netconf(top, "ADD").routes == ({"dst": "10.1.0.0/16"},)
+    assert config.parse_netconf(nested, "ADD").routes == ({"dst": "10.2.0.0/16"},)
