@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 from allocator import annotations as keys
 from allocator import errors, nad, networks, pools
-from allocator.addresses import parse_ip
 from webhook.cache import Object
 from webhook.store import Claim, PodIdentity, Store
 
@@ -159,15 +158,8 @@ def _addresses(
         spec = pools.parse_ip_pool(inputs[keys.IP_POOL])
         if spec.ippool_name:
             return {"ippool": spec.ippool_name}
-        return {"pool": tuple(tuple(str(a) for a in _entry(e)) for e in spec.entries)}
+        return {"pool": tuple(spec.entries)}
     return {}
-
-
-def _entry(entry: object) -> tuple:
-    if isinstance(entry, tuple | list):
-        return tuple(entry)
-    addresses = getattr(entry, "addresses", None)
-    return tuple(addresses) if addresses is not None else (entry,)
 
 
 def _strip_prefix(store: Store, subnet: str, text: str) -> str:
@@ -175,16 +167,10 @@ def _strip_prefix(store: Store, subnet: str, text: str) -> str:
     address, slash, prefix = text.partition("/")
     if not slash:
         return address
-    version, _ = parse_ip(address)
-    block = next(
-        (c for c in str((store.subnet(subnet) or {}).get("spec", {}).get("cidrBlock", "")).split(",")
-         if c.strip() and (":" in c) == (version == 6)),
-        None,
-    )
-    if block is None or block.strip().partition("/")[2] != prefix:
-        expected = block.strip().partition("/")[2] if block else "?"
+    expected = store.spec_of(subnet).prefix_of(address)  # OutOfRange names the subnet
+    if prefix != str(expected):
         raise errors.InvalidAddress(
-            f"ips entry {text} has prefix /{prefix} but subnet {subnet} is {block or 'not of that family'}; "
+            f"ips entry {text} has prefix /{prefix} but subnet {subnet} is a /{expected}; "
             f"write {address}/{expected}"
         )
     return address

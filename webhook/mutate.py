@@ -8,10 +8,12 @@ and the reservation token that binds a not-yet-existing pod to its IP objects.
 
 from __future__ import annotations
 
+import ipaddress
+
 from allocator import annotations as keys
 from allocator import errors
 from webhook import attachments, objects, reviews
-from webhook.store import Held, Store, TryAgain
+from webhook.store import Held, PodIdentity, Store, TryAgain
 
 
 def review(request: reviews.AdmissionRequest, *, store: Store) -> reviews.Verdict:
@@ -39,8 +41,9 @@ def review(request: reviews.AdmissionRequest, *, store: Store) -> reviews.Verdic
 
 
 def _reserve_all(
-    wanted: list[attachments.Attachment], who, store: Store, *, dry_run: bool
+    wanted: list[attachments.Attachment], who: PodIdentity, store: Store, *, dry_run: bool
 ) -> list[Held]:
+    """Reserve every attachment in order; on any failure give back what this request holds."""
     held: list[Held] = []
     try:
         for attachment in wanted:
@@ -54,13 +57,10 @@ def _reserve_all(
 
 def output_annotations(provider: str, held: Held, store: Store) -> dict[str, str]:
     """`ip_address`, `mac_address`, `cidr`, `gateway`, `logical_switch`, `allocated` of one attachment."""
-    spec = (store.subnet(held.subnet) or {}).get("spec") or {}
-    cidrs = [c.strip() for c in str(spec.get("cidrBlock", "")).split(",") if c.strip()]
-    families = {":" in a for a in held.addresses}
-    cidr = ",".join(c for c in cidrs if (":" in c) in families)
-    gateway = ",".join(
-        g for g in _gateways(store, held.subnet) if (":" in g) in families
-    )
+    spec = store.spec_of(held.subnet)
+    families = {ipaddress.ip_address(address).version for address in held.addresses}
+    cidr = ",".join(str(block) for block in spec.cidrs if block.version in families)
+    gateway = ",".join(str(gw) for gw in spec.gateways if gw.version in families)
     return {
         keys.key(provider, keys.IP_ADDRESS): ",".join(held.addresses),
         keys.key(provider, keys.MAC_ADDRESS): held.mac,
@@ -69,13 +69,6 @@ def output_annotations(provider: str, held: Held, store: Store) -> dict[str, str
         keys.key(provider, keys.LOGICAL_SWITCH): held.subnet,
         keys.key(provider, keys.ALLOCATED): "true",
     }
-
-
-def _gateways(store: Store, subnet: str) -> list[str]:
-    spec = store.spec_of(subnet)
-    return [str(g) for g in spec.gateways.values()] if isinstance(spec.gateways, dict) else [
-        str(g) for g in spec.gateways
-    ]
 
 
 def annotation_patch(pod: dict, notes: dict[str, str]) -> list[dict]:

@@ -271,3 +271,14 @@ def test_statefulset_pod_keeps_its_address_across_recreation(world):
     assert first[key] == again[key] == "172.17.0.11"
     assert first[objects.RESERVATION_ANNOTATION] != again[objects.RESERVATION_ANNOTATION]
     assert world.api.ips["macvlan.172.17.0.11"]["spec"]["ownerUID"] == "sts-uid"
+
+
+def test_dual_stack_attachment_writes_both_families_in_one_value(world):
+    world.add(objects.SUBNETS, subnet("macvlan", "172.17.0.0/16,fd00:17::/64", provider="macvlan.default",
+                                      protocol="Dual", gateway="172.17.0.1,fd00:17::1",
+                                      exclude=("172.17.0.0..172.17.0.10",)))
+    out = written(mutate.review(request({NETWORKS: "default/macvlan"}), store=world.store))
+    assert out["macvlan.default.kubernetes.io/ip_address"] == "172.17.0.11,fd00:17::2"
+    assert out["macvlan.default.kubernetes.io/cidr"] == "172.17.0.0/16,fd00:17::/64"
+    assert out["macvlan.default.kubernetes.io/gateway"] == "172.17.0.1,fd00:17::1"
+    assert len(world.api.ips) == 2

@@ -265,3 +265,24 @@ def test_too_many_lost_races_ask_to_retry(world):
     world.api.fail = lambda op, name: AlreadyExists(409, "exists") if op == "create_ip" else None
     with pytest.raises(TryAgain, match="lost 64 races"):
         world.store.reserve(pod("a"), MACVLAN)
+
+
+def test_exhaustion_discovered_by_a_lost_race_is_still_refused_by_name():
+    api = FakeApi(deferred=True)
+    world = World(api).guide()
+    world.add(objects.SUBNETS, subnet("tiny", "10.9.0.0/29", provider="macvlan.default"))
+    tiny = Claim(subnet="tiny", provider="macvlan.default", interface="net1")
+    elsewhere = World(api)
+    for index in range(5):  # another process takes all five behind this one's back
+        elsewhere.store.reserve(pod(f"x{index}"), tiny)
+    with pytest.raises(errors.SubnetExhausted, match="subnet tiny has no free IPv4 address left"):
+        world.store.reserve(pod("late"), tiny)
+    assert len(api.ips) == 5
+
+
+@pytest.mark.parametrize(("cidr", "first"), [("10.1.0.0/24", "10.1.0.2"), ("fd00:1::/120", "fd00:1::2")])
+def test_single_family_subnets_of_either_family(world, cidr, first):
+    world.add(objects.SUBNETS, subnet("one", cidr, provider="macvlan.default"))
+    held = world.store.reserve(pod("a"), Claim(subnet="one", provider="macvlan.default", interface="net1"))
+    assert held.addresses == (first,)
+    assert world.api.ips[held.names[0]]["spec"]["ipAddress"] == first
