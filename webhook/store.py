@@ -264,11 +264,12 @@ class Store(ClusterView):
         """Record a cached IP object in the allocator (idempotent; its owner wins over a guess)."""
         address, owner = address_of(ip), owner_of(ip)
         alloc = state.allocator
-        if address and state.spec.contains(address):
-            current = alloc.holder(address)
-            if current not in (None, owner):
-                alloc.release(address)
-            alloc.mark_held(owner, address)
+        with contextlib.suppress(errors.AllocatorError):  # a hand-made object with a bad address
+            if address and state.spec.contains(address):
+                current = alloc.holder(address)
+                if current not in (None, owner):
+                    alloc.release(address)
+                alloc.mark_held(owner, address)
         mac = (ip.get("spec") or {}).get("macAddress")
         if mac:
             with contextlib.suppress(errors.AllocatorError):
@@ -388,7 +389,7 @@ class Store(ClusterView):
                     if getattr(usage, f"v{family}_available") == 0:
                         alloc.allocate(owner, family)  # raises the subnet's exhaustion sentence
             if claim.mac:  # after the addresses: a held address is the more useful sentence
-                self._check_mac(state, owner, claim.mac)
+                self._check_mac(state, owner, claim.mac, pod)
 
     def _check_fixed(self, state: _SubnetState, pod: PodIdentity, claim: Claim) -> None:
         owner = pod.owner(claim.provider, claim.interface)
@@ -417,10 +418,12 @@ class Store(ClusterView):
                         f"{address} was just taken in subnet {claim.subnet}; retry to learn by whom"
                     ) from None
 
-    def _check_mac(self, state: _SubnetState, owner: str, mac: str) -> str:
+    def _check_mac(self, state: _SubnetState, owner: str, mac: str, pod: PodIdentity) -> str:
         try:
             return state.allocator.check_mac(owner, mac)
         except errors.AddressConflict as error:
+            if self._mac_passes_to(state, pod, mac):
+                return _normal_mac(mac)
             raise errors.AddressConflict(
                 f"MAC {_normal_mac(mac)} is held by {_owner_pod(error.holder or '')} in subnet "
                 f"{state.spec.name}; choose another MAC or omit it to get a random one",
@@ -453,7 +456,7 @@ class Store(ClusterView):
                     addresses = self._spread(state, owner, lost, attempt)
                 if addresses is None:
                     addresses = self._candidate(state, pod, claim, state.allocator)
-                mac = self._mac(state, owner, claim)
+                mac = self._mac(state, pod, claim)
             held = self._lock(state, pod, claim, addresses, mac)
             if held is not None:
                 return held
@@ -574,11 +577,22 @@ class Store(ClusterView):
         pool = self.ippool(name) or {}
         return tuple((address,) for address in _expand(list((pool.get("spec") or {}).get("ips") or [])))
 
-    def _mac(self, state: _SubnetState, owner: str, claim: Claim) -> str:
+    def _mac(self, state: _SubnetState, pod: PodIdentity, claim: Claim) -> str:
+        owner = pod.owner(claim.provider, claim.interface)
         if claim.mac:
-            self._check_mac(state, owner, claim.mac)
-            return state.allocator.claim_mac(owner, claim.mac)
+            self._check_mac(state, owner, claim.mac, pod)  # free, this owner's, or passing to it
+            try:
+                return state.allocator.claim_mac(owner, claim.mac)
+            except errors.AddressConflict:  # the earlier pod's of this name: passes with its address
+                state.allocator.release_mac(claim.mac)
+                return state.allocator.claim_mac(owner, claim.mac)
         return state.allocator.allocate_mac(owner)
+
+    def _mac_passes_to(self, state: _SubnetState, pod: PodIdentity, mac: str) -> bool:
+        """A MAC held only by IP objects of an earlier pod of this name passes to the new pod."""
+        names = state.mac_refs.get(_normal_mac(mac), ())
+        holders = [self.ip_object(name) for name in names]
+        return bool(holders) and all(h is not None and self._may_take_over(pod, h) for h in holders)
 
     def _release_mac(self, state: _SubnetState, owner: str) -> None:
         with state.lock:

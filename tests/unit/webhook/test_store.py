@@ -169,12 +169,15 @@ def test_statefulset_pod_recreated_gets_its_addresses_back(world):
 
 
 def test_fixed_address_of_a_gone_pod_with_the_same_name_passes_to_the_new_pod(world):
-    fixed = Claim(**{**MACVLAN.__dict__, "fixed": ("172.17.0.100",)})
+    fixed = Claim(**{**MACVLAN.__dict__, "fixed": ("172.17.0.100",), "mac": "00:00:00:53:6B:BB"})
     world.store.reserve(pod("static-ip"), fixed)  # its pod was deleted (never in the cache)
     newer = pod("static-ip")
     world.store.check(newer, fixed)
     held = world.store.reserve(newer, fixed)
     assert held.created == () and held.names == ("macvlan.172.17.0.100",)
+    assert held.mac == "00:00:00:53:6b:bb"
+    with pytest.raises(errors.AddressConflict, match="MAC 00:00:00:53:6b:bb is held by pod default/static"):
+        world.store.check(pod("someone-else"), Claim(**{**MACVLAN.__dict__, "mac": "00:00:00:53:6b:bb"}))
     labels = world.api.ips["macvlan.172.17.0.100"]["metadata"]["labels"]
     assert labels[objects.LABEL_RESERVATION] == newer.token
 
@@ -286,3 +289,9 @@ def test_single_family_subnets_of_either_family(world, cidr, first):
     held = world.store.reserve(pod("a"), Claim(subnet="one", provider="macvlan.default", interface="net1"))
     assert held.addresses == (first,)
     assert world.api.ips[held.names[0]]["spec"]["ipAddress"] == first
+
+
+def test_a_hand_made_ip_object_with_a_bad_address_is_ignored(world):
+    junk = {"subnet": "macvlan", "ipAddress": "not-an-ip", "macAddress": "zz"}
+    world.cache.put(objects.IPS, {"metadata": {"name": "macvlan.junk"}, "spec": junk})
+    assert world.store.reserve(pod("a"), MACVLAN).addresses == ("172.17.0.11",)
