@@ -406,7 +406,7 @@ class Store(ClusterView):
             )
         for address in claim.fixed:
             holder = self.holder(claim.subnet, address)
-            if holder is not None and not self._may_take_over(pod, holder):
+            if holder is not None and not self._may_take_over(pod, holder, live=True):
                 raise _held_by(address, holder, claim.subnet)
             if holder is None:
                 try:
@@ -560,7 +560,7 @@ class Store(ClusterView):
             for address in entry:
                 holder = self.holder(claim.subnet, address)
                 if holder is not None:
-                    if not self._may_take_over(pod, holder):
+                    if not self._may_take_over(pod, holder, live=True):
                         return False
                 elif alloc.holder(address) not in (None, owner):
                     return False

@@ -101,6 +101,16 @@ def test_second_pod_asking_a_held_address_is_refused_naming_the_holder(guide, ku
     ]
 
 
+def test_fixed_ip_pod_recreated_at_once_gets_its_address_and_mac_again(guide, kubectl):
+    kubectl("delete", "pod", "static-ip", "-n", "default")
+    apply_example(kubectl, "pod-static-ip.yaml")
+    notes = annotations(kubectl, "static-ip")
+    assert notes[f"{MACVLAN}/ip_address"] == "172.17.0.100"
+    assert notes[f"{MACVLAN}/mac_address"] == "00:00:00:53:6b:bb"
+    ip = get_json(kubectl, "ips.kubeovn.io", "macvlan.172.17.0.100")
+    assert ip["metadata"]["labels"][objects.LABEL_RESERVATION] == notes[objects.RESERVATION_ANNOTATION]
+
+
 def test_deployment_replicas_get_distinct_pool_addresses(guide, kubectl):
     apply_example(kubectl, "deployment-static-workload.yaml")
 
