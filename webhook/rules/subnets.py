@@ -130,6 +130,8 @@ def _overlap(a: netaddr.IPNetwork, b: netaddr.IPNetwork) -> bool:
 
 
 def _check_stranding(context: common.Context, name: str, parsed: SubnetSpec, old: SubnetInfo) -> None:
+    """Every held address stays inside, off the gateway and out of newly excluded ranges: one pass
+    over the Subnet's IP objects with integer comparisons (a /16 may hold tens of thousands)."""
     held = context.view.ip_objects(name)
     if not held:
         return
@@ -138,29 +140,39 @@ def _check_stranding(context: common.Context, name: str, parsed: SubnetSpec, old
             f"Subnet {name} cannot change provider from {old.provider} to {parsed.provider} while it has "
             f"{common.describe_held(held)}; delete those pods first"
         )
-    outside = [ip for ip in held if any(not parsed.contains(a) for a in common.ip_object_addresses(ip))]
+    blocks = {cidr.version: (cidr.first, cidr.last) for cidr in parsed.cidrs}
+    gateways = {(gw.version, int(gw)) for gw in parsed.gateways}
+    excluded = [(low.version, int(low), int(high)) for low, high in parsed.excludes]
+    was_excluded = [(r.version, r.first, r.last) for r in old.excluded.iter_ipranges()]
+    outside, on_gateway, newly = [], [], []
+    for ip_object in held:
+        for version, value in common.ip_object_values(ip_object):
+            first, last = blocks.get(version, (1, 0))
+            if not first <= value <= last:
+                outside.append(ip_object)
+            elif (version, value) in gateways:
+                on_gateway.append(ip_object)
+            elif _within(excluded, version, value) and not _within(was_excluded, version, value):
+                newly.append(ip_object)
     if outside:
         raise common.AdmissionError(
             f"cidrBlock {parsed.cidr_block} of Subnet {name} would leave "
             f"{common.describe_held(outside)}, outside it; keep them inside or delete those pods first"
         )
-    on_gateway = [ip for ip in held if any(a in parsed.gateways for a in common.ip_object_addresses(ip))]
     if on_gateway:
         raise common.AdmissionError(
             f"gateway {','.join(str(g) for g in parsed.gateways)} of Subnet {name} would be one of "
             f"{common.describe_held(on_gateway)}; choose a free address as the gateway"
         )
-    excluded = netaddr.IPSet(netaddr.IPRange(low, high) for low, high in parsed.excludes)
-    newly = [
-        ip
-        for ip in held
-        if any(a in excluded and a not in old.excluded for a in common.ip_object_addresses(ip))
-    ]
     if newly:
         raise common.AdmissionError(
             f"excludeIps of Subnet {name} would newly exclude {common.describe_held(newly)}; "
             "leave held addresses out of excludeIps or delete those pods first"
         )
+
+
+def _within(ranges: list[tuple[int, int, int]], version: int, value: int) -> bool:
+    return any(v == version and first <= value <= last for v, first, last in ranges)
 
 
 def _check_delete(context: common.Context) -> None:
