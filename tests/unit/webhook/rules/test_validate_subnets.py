@@ -205,3 +205,31 @@ def test_metadata_only_update_of_a_subnet_is_not_revalidated() -> None:
     labelled = subnet("net", provider="macvlan.default", cidrBlock=V4["cidr"])
     labelled["metadata"]["labels"] = {"team": "net"}
     assert world.review(labelled, operation="UPDATE", old=old).allowed
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({"cidrBlock": "172.17.0.0/16", "protocol": "IPv6"}, "protocol IPv6 of subnet net does not match"),
+        ({"cidrBlock": "172.17.0.5/32"}, "is a single address with nothing to hand out"),
+        ({"cidrBlock": "fd00:10::5/128"}, "is a single address with nothing to hand out"),
+        ({"cidrBlock": "224.0.0.0/24"}, "overlaps the multicast block"),
+        ({"cidrBlock": "fe80::/64"}, "overlaps the link-local block"),
+        ({"cidrBlock": "172.17.0.0/16", "gateway": "172.17.0.0"}, "is the network address of 172.17.0.0/16"),
+        ({"cidrBlock": "172.17.0.0/16", "excludeIps": ["172.17.0.20..172.17.0.10"]}, "runs backwards"),
+        ({"cidrBlock": "172.17.0.0/16", "excludeIps": ["10.0.0.1"]}, "is not inside cidrBlock 172.17.0.0/16"),
+        ({"cidrBlock": "172.17.0.0/16,172.18.0.0/16"}, "has two IPv4 blocks"),
+    ],
+)
+def test_spec_problems_are_refused_with_the_allocators_sentence(spec: dict, expected: str) -> None:
+    verdict = World().review(subnet("net", provider="macvlan.default", **spec))
+    assert not verdict.allowed
+    assert verdict.code == 422
+    assert expected in verdict.message
+
+
+def test_dual_stack_subnet_is_allowed() -> None:
+    verdict = World().review(
+        subnet("net", provider="macvlan.default", cidrBlock="172.17.0.0/16,fd00:10::/64", protocol="Dual")
+    )
+    assert verdict.allowed, verdict.message
