@@ -153,6 +153,9 @@ class UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer)
 
     daemon_threads = True
     block_on_close = False
+    # socketserver's default backlog is 5: a sixth simultaneous CNI call would get EAGAIN from
+    # connect() on a unix socket (no retransmission as with TCP) while accept() catches up.
+    request_queue_size = 256
 
     def __init__(self, path: str, responder: Responder) -> None:
         self.responder = responder

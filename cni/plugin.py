@@ -117,22 +117,24 @@ COMMANDS: dict[str, Callable[[Environment, NetConf], Result]] = {
 def run(environ: Mapping[str, str], stdin: bytes, out: io.TextIOBase) -> int:
     """One invocation: 0 with the result (if any) on `out`, or 1 with a CNI error on `out`."""
     cni_version = config.SUPPORTED_VERSIONS[-1]
+    pod = None
     try:
         raw = config.load_json(stdin)
         if isinstance(raw.get("cniVersion"), str):
             cni_version = raw["cniVersion"]
         env = config.parse_environment(environ)
+        pod = env.pod
         if env.command == "VERSION":
             output: Result = {"cniVersion": cni_version if cni_version in config.SUPPORTED_VERSIONS
                               else config.SUPPORTED_VERSIONS[-1],
                               "supportedVersions": list(config.SUPPORTED_VERSIONS)}
         else:
             output = COMMANDS[env.command](env, config.parse_netconf(raw, env.command))
-    except errors.CniError as exc:
-        out.write(jsonio.dumps(exc.to_json(cni_version)))
-        return 1
-    except Exception as exc:  # any bug still has to reach the runtime as CNI error JSON
-        out.write(jsonio.dumps(errors.CniError(f"kube-ovn plugin failed: {exc!r}").to_json(cni_version)))
+    except Exception as exc:  # even a bug has to reach the runtime as CNI error JSON
+        error = exc if isinstance(exc, errors.CniError) else errors.CniError(f"the plugin failed: {exc!r}")
+        if pod is not None and not error.msg.startswith("pod "):  # say which pod a bad config hit
+            error.msg = f"pod {pod}: {error.msg}"
+        out.write(jsonio.dumps(error.to_json(cni_version)))
         return 1
     if output is not None:
         out.write(jsonio.dumps(output))

@@ -118,11 +118,12 @@ class BarrierPods(daemon.StaticPods):
 
 
 def test_serves_calls_concurrently() -> None:
-    pods = BarrierPods(8)
-    with fake_daemon(pods, wait_seconds=30) as socket, ThreadPoolExecutor(8) as pool:
+    # More callers than socketserver's default backlog of 5, all connecting at once.
+    pods = BarrierPods(24)
+    with fake_daemon(pods, wait_seconds=30) as socket, ThreadPoolExecutor(24) as pool:
         answers = list(pool.map(
-            lambda i: client.allocation(socket, {**REQUEST, "name": f"p{i}"}), range(8)))
-    assert [a.ips[0].address for a in answers] == ["172.17.0.12/16"] * 8
+            lambda i: client.allocation(socket, {**REQUEST, "name": f"p{i}"}), range(24)))
+    assert [a.ips[0].address for a in answers] == ["172.17.0.12/16"] * 24
     assert not pods.barrier.broken
 
 

@@ -123,3 +123,11 @@ def test_executable_prints_error_json_and_exits_non_zero() -> None:
                           capture_output=True, check=False)
     assert done.returncode == 1
     assert json.loads(done.stdout)["code"] == 6
+
+
+def test_config_errors_name_the_pod() -> None:
+    conf = ipam_conf("/s")
+    del conf["ipam"]["provider"]
+    code, out = call("ADD", conf, pod="web-1")
+    assert code == 1 and out is not None and out["code"] == 7
+    assert out["msg"].startswith("pod default/web-1: ipam.provider None must be")
