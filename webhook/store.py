@@ -347,11 +347,6 @@ class Store(ClusterView):
             found = self.subnets_for_provider(provider)
         return found
 
-    def reservation_objects(self, token: str) -> list[Object]:
-        with self._guard:
-            names = sorted(self._by_token.get(token, ()))
-        return [ip for ip in (self.ip_object(n) for n in names) if ip is not None]
-
     def identity_objects(self, namespace: str, pod: str, provider: str, interface: str) -> list[Object]:
         """IP objects of an earlier incarnation of a named pod's attachment (StatefulSet reuse)."""
         with self._guard:
@@ -377,10 +372,11 @@ class Store(ClusterView):
         if self._reusable(pod, claim):
             return
         owner = pod.owner(claim.provider, claim.interface)
+        held_by_others = self._check_fixed_holders(state, pod, claim) if claim.fixed else set()
         with state.lock:
             alloc = state.allocator
             if claim.fixed:
-                self._check_fixed(state, pod, claim)
+                self._check_fixed(state, claim, owner, skip=held_by_others)
             elif claim.pool or claim.ippool:
                 self._pool_candidate(state, pod, claim, alloc)
             else:
@@ -391,8 +387,9 @@ class Store(ClusterView):
             if claim.mac:  # after the addresses: a held address is the more useful sentence
                 self._check_mac(state, owner, claim.mac, pod)
 
-    def _check_fixed(self, state: _SubnetState, pod: PodIdentity, claim: Claim) -> None:
-        owner = pod.owner(claim.provider, claim.interface)
+    def _check_fixed_holders(self, state: _SubnetState, pod: PodIdentity, claim: Claim) -> set[str]:
+        """Refuse fixed addresses held by other pods (outside the subnet lock: this may read live);
+        return those held for this very pod name by a gone pod, which pass to it."""
         families = [ipaddress.ip_address(a).version for a in claim.fixed]
         if len(set(families)) != len(families):
             raise errors.InvalidAddress(
@@ -404,19 +401,34 @@ class Store(ClusterView):
                 f"subnet {claim.subnet} is dual-stack ({state.spec.cidr_block}) but {','.join(claim.fixed)} "
                 f"has no IPv{missing.pop()} address; write \"ipv4,ipv6\""
             )
+        passing = set()
         for address in claim.fixed:
             holder = self.holder(claim.subnet, address)
-            if holder is not None and not self._may_take_over(pod, holder, live=True):
-                raise _held_by(address, holder, claim.subnet)
-            if holder is None:
+            if holder is not None:
+                if not self._may_take_over(pod, holder, live=True):
+                    raise _held_by(address, holder, claim.subnet)
+                passing.add(address)
+        return passing
+
+    def _check_fixed(self, state: _SubnetState, claim: Claim, owner: str, *, skip: set[str]) -> None:
+        """The allocator's checks of fixed addresses (range, gateway, a race just lost)."""
+        for address in claim.fixed:
+            if address not in skip:
                 try:
                     state.allocator.check_claim(owner, address)
-                except errors.AddressConflict:
-                    if state.allocator.holder(address) != UNKNOWN_OWNER:
+                except errors.AddressConflict as error:
+                    holder = state.allocator.holder(address)
+                    if holder is None:  # the gateway
                         raise
-                    raise TryAgain(
-                        f"{address} was just taken in subnet {claim.subnet}; retry to learn by whom"
-                    ) from None
+                    if holder == UNKNOWN_OWNER:
+                        raise TryAgain(
+                            f"{address} was just taken in subnet {claim.subnet}; retry to learn by whom"
+                        ) from None
+                    raise errors.AddressConflict(  # being reserved by another request right now
+                        f"{address} is held by {_owner_pod(holder)}; choose a free address of subnet "
+                        f"{claim.subnet} or delete that pod",
+                        holder=_owner_pod(holder),
+                    ) from error
 
     def _check_mac(self, state: _SubnetState, owner: str, mac: str, pod: PodIdentity) -> str:
         try:

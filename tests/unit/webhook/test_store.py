@@ -295,3 +295,13 @@ def test_a_hand_made_ip_object_with_a_bad_address_is_ignored(world):
     junk = {"subnet": "macvlan", "ipAddress": "not-an-ip", "macAddress": "zz"}
     world.cache.put(objects.IPS, {"metadata": {"name": "macvlan.junk"}, "spec": junk})
     assert world.store.reserve(pod("a"), MACVLAN).addresses == ("172.17.0.11",)
+
+
+def test_fixed_address_being_reserved_by_a_concurrent_request_names_that_pod(world):
+    state = world.store.state("macvlan")
+    with state.lock:  # another request of this process holds it and has not created its object yet
+        state.allocator.claim(pod("racer").owner("macvlan.default", "net1"), "172.17.0.100")
+    with pytest.raises(errors.AddressConflict, match=r"172\.17\.0\.100 is held by pod default/racer;"):
+        world.store.check(pod("b"), Claim(**{**MACVLAN.__dict__, "fixed": ("172.17.0.100",)}))
+    with pytest.raises(errors.AddressConflict, match="gateway"):
+        world.store.check(pod("c"), Claim(**{**MACVLAN.__dict__, "fixed": ("172.17.0.1",)}))
