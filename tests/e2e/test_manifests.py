@@ -161,17 +161,21 @@ def rbac_webhook(
     server = WebhookServer(control_plane=control_plane, cert_dir=webhook_server.cert_dir, workdir=workdir,
                            workers=1, kubeconfig=kubeconfig)
     webhook_server.stop()
-    previous = os.environ.get(lifecycle.NAMESPACE_ENV)
-    os.environ[lifecycle.NAMESPACE_ENV] = NAMESPACE  # as the Deployment's fieldRef sets it
+    # The Lease in the webhook's namespace, as the Deployment's fieldRef sets it; and a short grace
+    # for reservations whose pod was deleted before the leader bound it (default 120 s).
+    settings = {lifecycle.NAMESPACE_ENV: NAMESPACE, lifecycle.GRACE_ENV: "3"}
+    previous = {key: os.environ.get(key) for key in settings}
+    os.environ.update(settings)
     try:
         server.start()
         server.install()
         yield server
     finally:
-        if previous is None:
-            os.environ.pop(lifecycle.NAMESPACE_ENV, None)
-        else:
-            os.environ[lifecycle.NAMESPACE_ENV] = previous
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         server.stop()
         _reset_guide_objects(kubectl, timeout=60, strict=False)
         for subnet in ("subnet-macvlan.yaml", "subnet-attachnet.yaml"):
@@ -371,3 +375,27 @@ def test_no_request_of_the_webhook_was_forbidden(rbac_webhook: WebhookServer) ->
     assert "Pod default/samplepod CREATE: allowed" in log  # it is the log of the server that admitted
     forbidden = [line for line in log.splitlines() if "forbidden" in line.lower() or " 403" in line]
     assert forbidden == [], "\n".join(forbidden[:5])
+
+
+def _samples(body: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(body) for s in family.samples}
+
+
+def test_metrics_count_what_went_through_the_webhook(kubectl: Kubectl, rbac_webhook: WebhookServer) -> None:
+    _apply(kubectl, "nad-macvlan.yaml")
+    _apply(kubectl, "subnet-macvlan.yaml")
+    _apply(kubectl, "pod-samplepod.yaml")
+    status, body = rbac_webhook.get("/metrics")
+    assert status == 200
+    samples = _samples(body)
+    reviews = {"webhook": "mutate", "kind": "Pod", "operation": "CREATE", "result": "allowed"}
+    assert samples[("multinic_ipam_admission_reviews_total", frozenset(reviews.items()))] >= 1
+    assert samples[("multinic_ipam_allocation_seconds_count", frozenset({("outcome", "allocated")}))] >= 1
+    usage = frozenset({("subnet", "macvlan"), ("provider", "macvlan.default"), ("family", "ipv4")})
+    used = samples[("multinic_ipam_subnet_used_addresses", usage)]
+    assert used >= 1
+    assert samples[("multinic_ipam_subnet_available_addresses", usage)] == 65524 - used
+    assert samples[("multinic_ipam_gc_passes_total", frozenset())] >= 1

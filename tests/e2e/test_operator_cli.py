@@ -50,7 +50,7 @@ def _ip_object(
             "interface": "net1",
         },
     }
-    # kubectl sends empty strings as null, which the schema refuses: leave unset fields out.
+    # Unset fields are left out rather than sent as "" (the store writes "" for unbound pods).
     body["spec"] = {key: value for key, value in body["spec"].items() if value}
     return body
 
