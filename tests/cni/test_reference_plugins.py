@@ -211,3 +211,15 @@ def pod_yaml(name: str, networks: str) -> str:
     return json.dumps({"apiVersion": "v1", "kind": "Pod",
                        "metadata": {"name": name, "namespace": "default", "annotations": notes},
                        "spec": {"containers": [{"name": "c", "image": "docker.io/library/alpine:edge"}]}})
+
+
+def test_guide_static_ip_pod_gets_its_fixed_address(rig: Rig) -> None:
+    pod = rig.create_pod("pod-static-ip.yaml")
+    assert annotated(pod, MACVLAN, "ip_address") == "172.17.0.100"
+    master, _ = rig.veth_pair()
+    netns = rig.sandbox()
+    call = Call(rig, "macvlan", nad_conf("nad-macvlan.yaml", rig.socket, master=master), netns, pod)
+
+    code, result = call("ADD")
+    assert code == 0, result
+    assert netns.addresses("net1") == ["172.17.0.100/16"]
