@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -383,7 +384,7 @@ def _say(out: TextIO, text: str) -> None:
     print(text, file=out, flush=True)
 
 
-def ensure_control_plane_binaries(out: TextIO) -> None:
+def ensure_control_plane_binaries(out: TextIO, *, progress_every: float = 20.0) -> None:
     """Build and cache the control plane when it is missing, showing progress (it takes minutes)."""
     from webhook.controlplane import ControlPlaneError, cache_dir, find_binaries
 
@@ -398,7 +399,7 @@ def ensure_control_plane_binaries(out: TextIO) -> None:
     process = subprocess.Popen(["bash", str(BUILD_SCRIPT)], stdout=out, stderr=out)
     while process.poll() is None:
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=progress_every)
         except subprocess.TimeoutExpired:
             last = _last_line(build_log)
             elapsed = time.monotonic() - started
@@ -459,7 +460,11 @@ def up(run_dir: RunDir, *, out: TextIO, timeout: float = 300.0, node_name: str |
 
 def _print_next_steps(run_dir: RunDir, out: TextIO) -> None:
     examples = os.path.relpath(EXAMPLES, Path.cwd()) if EXAMPLES.is_relative_to(Path.cwd()) else EXAMPLES
-    _say(out, f"\nexport KUBECONFIG={run_dir.kubeconfig}\n")
+    _say(out, f"\nexport KUBECONFIG={run_dir.kubeconfig}")
+    tools = Path(sys.executable).parent
+    if shutil.which("kubectl-ipam") != str(tools / "kubectl-ipam"):
+        _say(out, f"export PATH={tools}:$PATH    # multinic-ipam, and kubectl-ipam for `kubectl ipam`")
+    _say(out, "")
     _say(out, "Then try:")
     _say(out, "  kubectl get subnets")
     _say(out, f"  kubectl apply -f {examples}/pod-samplepod.yaml")
