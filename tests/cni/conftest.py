@@ -32,9 +32,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def plugin_dir() -> Iterator[Path]:
-    """A CNI_PATH entry holding our `kube-ovn` executable (the installed console script)."""
+    """A CNI_PATH entry holding our `kube-ovn` executable: the very file the node DaemonSet's
+    init container writes into /opt/cni/bin (`multinic-ipam install-cni`), run by the system python3."""
+    from webhook.commands import install_cni
+
     directory = Path(tempfile.mkdtemp(prefix="cni-bin-", dir="/tmp"))
-    (directory / "kube-ovn").symlink_to(Path(sys.executable).parent / "kube-ovn")
+    install_cni.build(directory / "kube-ovn")
     yield directory
     shutil.rmtree(directory, ignore_errors=True)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 from collections.abc import Mapping
@@ -11,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 REFERENCE_PLUGINS = Path("/usr/lib/cni")
+# What a node's container runtime has on PATH: the system python3, not a developer's pyenv shims.
+NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -70,7 +71,7 @@ def run_plugin(plugin: str, command: str, conf: Mapping[str, Any], *, netns: Net
     """Call a reference plugin (or ours) the way Multus does; returns (exit code, stdout JSON).
 
     `path_prefix` goes in front of PATH (a fake `ovs-vsctl`, for instance)."""
-    path = os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+    path = NODE_PATH
     env = {
         "PATH": f"{path_prefix}:{path}" if path_prefix else path,
         "CNI_COMMAND": command,
