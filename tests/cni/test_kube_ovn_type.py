@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from pathlib import Path
 from typing import Any
 
 from cni import netlink
 from tests.cni import netns as nets
 from tests.cni.conftest import Rig
-from tests.cni.test_reference_plugins import Call, annotated, expected_addresses, nad_conf
+from tests.cni.test_reference_plugins import (
+    Call,
+    annotated,
+    expected_addresses,
+    nad,
+    nad_conf,
+    pod_yaml,
+    subnet,
+)
 
 ATTACHNET = "attachnet.default.ovn"
 
@@ -120,3 +130,26 @@ def test_del_succeeds_after_the_netns_and_the_pod_are_gone(rig: Rig) -> None:
     assert call("DEL") == (0, None)
     assert not nets.host_has_link(host)
     assert call("DEL") == (0, None)
+
+
+def test_dual_stack_veth_gets_both_families_and_both_default_routes(rig: Rig) -> None:
+    provider = "dualovn.default.ovn"
+    config = {"cniVersion": "1.0.0", "type": "kube-ovn", "provider": provider,
+              "server_socket": "/run/openvswitch/kube-ovn-daemon.sock"}
+    rig.kubectl("apply", "-f", "-", input=json.dumps(nad("dualovn", config)))
+    rig.kubectl("apply", "-f", "-", input=json.dumps(subnet("dualovn", provider, "10.69.0.0/24,fd00:69::/120",
+                                                            protocol="Dual")))
+    networks = '[{"name": "dualovn", "default-route": ["10.69.0.1", "fd00:69::1"]}]'
+    pod = rig.create_pod(pod_yaml("dual-ovn", networks))
+    rig.host_link(host_end(pod))
+    netns = rig.sandbox()
+    call = Call(rig, "kube-ovn", nad_conf(nad("dualovn", config), rig.socket), netns, pod)
+
+    code, result = call("ADD")
+    assert code == 0, result
+    want = expected_addresses(pod, provider)
+    assert sorted(ipaddress.ip_interface(a).version for a in want) == [4, 6]
+    assert netns.addresses("net1") == want
+    assert netns.routes("net1", "-4") == [("default", "10.69.0.1")]
+    assert netns.routes("net1", "-6") == [("default", "fd00:69::1")]
+    assert call("CHECK", {**call.conf, "prevResult": result}) == (0, None)
