@@ -22,6 +22,7 @@ from tests.cni.test_reference_plugins import (
 
 ATTACHNET = "attachnet.default.ovn"
 
+
 def host_end(pod: dict[str, Any], ifname: str = "net1") -> str:
     return netlink.host_veth_name(pod["metadata"]["namespace"], pod["metadata"]["name"], ifname)
 
