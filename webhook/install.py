@@ -203,9 +203,13 @@ def pod_match_expression() -> str:
     )
 
 
-def match_conditions(version: ServerVersion) -> list[dict[str, str]] | None:
-    """matchConditions for servers that have them (1.28 on); None before."""
-    if version < (1, 28):
+def match_conditions(version: ServerVersion, *, all_pods: bool = False) -> list[dict[str, str]] | None:
+    """matchConditions for servers that have them (1.28 on); None before, or when every pod must come.
+
+    `all_pods` is for clusters where a Subnet with provider `ovn` and `default: true` gives pods
+    without any annotation their primary address: those pods must reach the mutating webhook too.
+    """
+    if version < (1, 28) or all_pods:
         return None
     return [{"name": "multinic-ipam-annotations", "expression": pod_match_expression()}]
 
@@ -219,6 +223,7 @@ def _webhook(
     ca_bundle: bytes,
     version: ServerVersion,
     side_effects: str,
+    all_pods: bool = False,
 ) -> dict[str, Any]:
     hook: dict[str, Any] = {
         "name": name,
@@ -232,13 +237,15 @@ def _webhook(
         "namespaceSelector": namespace_selector(target.excluded_namespaces(), version),
         "objectSelector": {},
     }
-    conditions = match_conditions(version)
+    conditions = match_conditions(version, all_pods=all_pods)
     if conditions is not None:
         hook["matchConditions"] = conditions
     return hook
 
 
-def validating_configuration(*, target: Target, ca_bundle: bytes, version: ServerVersion) -> dict[str, Any]:
+def validating_configuration(
+    *, target: Target, ca_bundle: bytes, version: ServerVersion, all_pods: bool = False
+) -> dict[str, Any]:
     hook = _webhook(
         VALIDATING_WEBHOOK,
         VALIDATE_PATH,
@@ -247,6 +254,7 @@ def validating_configuration(*, target: Target, ca_bundle: bytes, version: Serve
         ca_bundle=ca_bundle,
         version=version,
         side_effects="None",
+        all_pods=all_pods,
     )
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
@@ -256,7 +264,9 @@ def validating_configuration(*, target: Target, ca_bundle: bytes, version: Serve
     }
 
 
-def mutating_configuration(*, target: Target, ca_bundle: bytes, version: ServerVersion) -> dict[str, Any]:
+def mutating_configuration(
+    *, target: Target, ca_bundle: bytes, version: ServerVersion, all_pods: bool = False
+) -> dict[str, Any]:
     hook = _webhook(
         MUTATING_WEBHOOK,
         MUTATE_PATH,
@@ -265,6 +275,7 @@ def mutating_configuration(*, target: Target, ca_bundle: bytes, version: ServerV
         ca_bundle=ca_bundle,
         version=version,
         side_effects="NoneOnDryRun",
+        all_pods=all_pods,
     )
     # Our patch only adds annotations, which no later mutating webhook is expected to undo.
     hook["reinvocationPolicy"] = "Never"
@@ -433,9 +444,14 @@ def label_excluded_namespaces(api_client: Any, names: Sequence[str]) -> list[Cha
     return changes
 
 
-def describe_scope(version: ServerVersion, target: Target) -> str:
+def describe_scope(version: ServerVersion, target: Target, *, all_pods: bool = False) -> str:
     """One line telling the operator which requests will reach the webhooks on this server."""
     excluded = ", ".join(target.excluded_namespaces())
+    if all_pods:
+        return (
+            f"API server {version[0]}.{version[1]}: --all-pods, so every pod and workload outside "
+            f"{excluded} reaches the webhooks (needed for a default provider-ovn Subnet)"
+        )
     if match_conditions(version) is not None:
         return (
             f"API server {version[0]}.{version[1]}: only pods and workloads carrying Multus or "
@@ -447,7 +463,7 @@ def describe_scope(version: ServerVersion, target: Target) -> str:
     )
 
 
-def install(api_client: Any, *, target: Target, cert_dir: Path) -> list[Change]:
+def install(api_client: Any, *, target: Target, cert_dir: Path, all_pods: bool = False) -> list[Change]:
     """Everything `multinic-ipam install` does, in order; returns one Change per object."""
     ca_bundle = read_ca_bundle(cert_dir)
     version = server_version(api_client)
@@ -458,7 +474,7 @@ def install(api_client: Any, *, target: Target, cert_dir: Path) -> list[Change]:
         (VALIDATING_COLLECTION, validating_configuration),
         (MUTATING_COLLECTION, mutating_configuration),
     ):
-        desired = build(target=target, ca_bundle=ca_bundle, version=version)
+        desired = build(target=target, ca_bundle=ca_bundle, version=version, all_pods=all_pods)
         action, _ = applier.apply(collection, desired)
         changes.append(Change(desired["kind"], CONFIGURATION_NAME, action))
     return changes

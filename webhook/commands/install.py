@@ -46,6 +46,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         help="folder whose ca.crt (from `multinic-ipam certs`) becomes the webhooks' caBundle",
     )
+    parser.add_argument(
+        "--all-pods",
+        action="store_true",
+        help="send every pod to the webhooks, not only pods carrying Multus or multinic annotations "
+        "(API servers 1.28+ filter with matchConditions otherwise); needed when a Subnet with "
+        "provider ovn and default: true gives unannotated pods their primary address",
+    )
     parser.set_defaults(func=run)
 
 
@@ -80,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"multinic-ipam install: cannot load a cluster configuration: {error}", file=sys.stderr)
         return 2
     try:
-        print(install.describe_scope(install.server_version(api), target))
-        changes = install.install(api, target=target, cert_dir=args.cert_dir)
+        print(install.describe_scope(install.server_version(api), target, all_pods=args.all_pods))
+        changes = install.install(api, target=target, cert_dir=args.cert_dir, all_pods=args.all_pods)
     except install.InstallError as error:
         print(f"multinic-ipam install: {error}", file=sys.stderr)
         return 1

@@ -103,6 +103,17 @@ def test_match_conditions_from_1_28(version: tuple[int, int]) -> None:
         assert conditions[0]["expression"] == install.pod_match_expression()
 
 
+@pytest.mark.parametrize("version", [(1, 28), (1, 31)])
+def test_all_pods_drops_match_conditions_for_a_default_ovn_subnet(version: tuple[int, int]) -> None:
+    for build in (install.validating_configuration, install.mutating_configuration):
+        hook = _hook(build(target=URL, ca_bundle=CA, version=version, all_pods=True))
+        assert "matchConditions" not in hook
+        assert hook["namespaceSelector"] == _hook(build(target=URL, ca_bundle=CA, version=version))[
+            "namespaceSelector"
+        ]
+    assert "--all-pods, so every pod" in install.describe_scope(version, URL, all_pods=True)
+
+
 # -- the match expression, evaluated as CEL ----------------------------------------------------------
 
 PROGRAM = celpy.Environment().program(celpy.Environment().compile(install.pod_match_expression()))
