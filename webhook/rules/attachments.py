@@ -166,5 +166,13 @@ def subnets(
             f"no Subnet has provider {attachment.provider}, which {attachment.label} uses; "
             f"create one with spec.provider: {attachment.provider}"
         )
-    bound = [c for c in candidates if namespace in c.namespaces]
-    return bound or [c for c in candidates if not c.namespaces] or candidates
+    usable = [c for c in candidates if namespace in c.namespaces] or [
+        c for c in candidates if not c.namespaces
+    ]
+    if not usable:
+        reserved = "; ".join(f"{c.name} for {', '.join(c.namespaces)}" for c in candidates)
+        raise common.AdmissionError(
+            f"every Subnet with provider {attachment.provider} is reserved for other namespaces "
+            f"({reserved}); add {namespace} to the spec.namespaces of one"
+        )
+    return usable

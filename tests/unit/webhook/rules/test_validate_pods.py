@@ -412,3 +412,17 @@ def test_multus_ips_prefix_must_be_the_subnets() -> None:
     verdict = world.review(pod({NETWORKS: json.dumps(selection)}))
     assert not verdict.allowed
     assert "has prefix /24, but its Subnet is 172.17.0.0/16; write 172.17.0.100/16" in verdict.message
+
+
+def test_subnets_of_the_provider_bound_to_namespaces_serve_only_those() -> None:
+    world = World()
+    world.example("nad-macvlan.yaml")
+    world.subnet("team", provider="macvlan.default", cidrBlock="172.17.0.0/16", namespaces=["team-a"])
+    world.nad("macvlan", macvlan_config(provider="macvlan.team-a"), namespace="team-a")
+    verdict = world.review(pod({NETWORKS: "default/macvlan"}))
+    assert not verdict.allowed
+    assert verdict.message == (
+        "every Subnet with provider macvlan.default is reserved for other namespaces (team for team-a); "
+        "add default to the spec.namespaces of one"
+    )
+    assert world.review(pod({NETWORKS: "default/macvlan"}, namespace="team-a")).allowed
