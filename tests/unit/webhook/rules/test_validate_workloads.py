@@ -133,3 +133,18 @@ def test_scale_only_update_is_checked_but_a_metadata_only_update_is_not() -> Non
     scaled = copy.deepcopy(old)
     scaled["spec"]["replicas"] = 2
     assert not world.review(scaled, operation="UPDATE", old=old).allowed
+
+
+def test_job_of_a_cronjob_owns_the_address_an_earlier_run_still_holds() -> None:
+    world = guide_world()
+    world.hold("macvlan", "172.17.0.100", pod="nightly-28390-x7k2p")
+    job = _workload("Job", FIXED, replicas=1)
+    job["metadata"]["name"] = "nightly-28391"
+    job["metadata"]["ownerReferences"] = [
+        {"apiVersion": "batch/v1", "kind": "CronJob", "name": "nightly", "uid": "u", "controller": True}
+    ]
+    assert world.review(job).allowed
+    job["metadata"]["ownerReferences"][0]["name"] = "weekly"
+    refused = world.review(job)
+    assert not refused.allowed
+    assert refused.message.startswith("172.17.0.100 is held by pod default/nightly-28390-x7k2p")
