@@ -12,7 +12,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +32,7 @@ MANIFESTS = REPO / "manifests"
 EXAMPLES = MANIFESTS / "examples"
 NAMESPACE = "multinic-ipam"
 SERVICE_ACCOUNT = "multinic-ipam-webhook"
+NODE_ACCOUNT = "multinic-ipam-node"
 AS_WEBHOOK = f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}"
 RBAC_KINDS = ("Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
 GUIDE_PODS = ("samplepod", "static-ip", "samplepod-route", "samplepod-macvlan", "custom-routes-attach")
@@ -129,20 +132,20 @@ def test_cert_manager_variant_applies_with_a_server_side_dry_run(
 # -- the webhook with its ServiceAccount's RBAC only ----------------------------------------------------
 
 
-def _service_account_kubeconfig(kubectl: Kubectl, plane: ControlPlane, path: Path) -> Path:
+def _service_account_kubeconfig(plane: ControlPlane, path: Path, account: str = SERVICE_ACCOUNT) -> Path:
     # TokenRequest, as the kubelet does for a pod (not through the `kubectl` fixture: it adds
     # --validate=false to every `create`, which `create token` does not accept).
     token = subprocess.run(
-        [str(plane.kubectl_path), f"--kubeconfig={plane.kubeconfig}", "create", "token", SERVICE_ACCOUNT,
+        [str(plane.kubectl_path), f"--kubeconfig={plane.kubeconfig}", "create", "token", account,
          "-n", NAMESPACE, "--duration=2h"], capture_output=True, text=True, timeout=60, check=True,
     ).stdout.strip()
     assert token.count(".") == 2, f"not a JWT: {token[:40]}"
     config = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "webhook",
+        "apiVersion": "v1", "kind": "Config", "current-context": account,
         "clusters": [{"name": "test",
                       "cluster": {"server": plane.server, "certificate-authority": str(plane.ca_file)}}],
-        "users": [{"name": SERVICE_ACCOUNT, "user": {"token": token}}],
-        "contexts": [{"name": "webhook", "context": {"cluster": "test", "user": SERVICE_ACCOUNT}}],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": account, "context": {"cluster": "test", "user": account}}],
     }
     path.write_text(yaml.safe_dump(config))
     path.chmod(0o600)
@@ -157,7 +160,7 @@ def rbac_webhook(
     """`serve` with the ServiceAccount's token, installed; the session's admin server is paused so
     that every write (IP objects, releases, Subnet status, the Lease) is this server's."""
     workdir = tmp_path_factory.mktemp("rbac-webhook")
-    kubeconfig = _service_account_kubeconfig(kubectl, control_plane, workdir / "kubeconfig")
+    kubeconfig = _service_account_kubeconfig(control_plane, workdir / "kubeconfig")
     server = WebhookServer(control_plane=control_plane, cert_dir=webhook_server.cert_dir, workdir=workdir,
                            workers=1, kubeconfig=kubeconfig)
     webhook_server.stop()
@@ -399,3 +402,43 @@ def test_metrics_count_what_went_through_the_webhook(kubectl: Kubectl, rbac_webh
     assert used >= 1
     assert samples[("multinic_ipam_subnet_available_addresses", usage)] == 65524 - used
     assert samples[("multinic_ipam_gc_passes_total", frozenset())] >= 1
+
+
+def test_node_daemon_serves_the_plugin_with_its_service_account_only(
+    control_plane: ControlPlane, kubectl: Kubectl, rbac_webhook: WebhookServer, tmp_path: Path
+) -> None:
+    _apply(kubectl, "nad-macvlan.yaml")
+    _apply(kubectl, "subnet-macvlan.yaml")
+    _apply(kubectl, "pod-samplepod.yaml")
+    address = _annotations(kubectl, "samplepod")["macvlan.default.kubernetes.io/ip_address"]
+    kubeconfig = _service_account_kubeconfig(control_plane, tmp_path / "node.kubeconfig", NODE_ACCOUNT)
+    socket_path = tmp_path / "kube-ovn-daemon.sock"
+    log_path = tmp_path / "node.log"
+    with log_path.open("wb") as log:
+        node = subprocess.Popen(
+            [sys.executable, "-m", "webhook.cli", "node", "--kubeconfig", str(kubeconfig), "--node-name",
+             "node-1", "--socket", str(socket_path)], stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        _wait(socket_path.exists, "the node daemon's socket", timeout=30)
+        ipam = {"type": "kube-ovn", "server_socket": str(socket_path), "provider": "macvlan.default"}
+        conf = {"cniVersion": "0.3.0", "name": "macvlan", "type": "macvlan", "master": "eth0", "ipam": ipam}
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "CNI_COMMAND": "ADD",
+               "CNI_CONTAINERID": "rbac", "CNI_NETNS": "/var/run/netns/rbac", "CNI_IFNAME": "net1",
+               "CNI_PATH": "/usr/lib/cni",
+               "CNI_ARGS": "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=samplepod"}
+        plugin = Path(sys.executable).parent / "kube-ovn"
+        result = subprocess.run([str(plugin)], input=json.dumps(conf), env=env, capture_output=True,
+                                text=True, timeout=60, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr + log_path.read_text(errors="replace")
+        assert [ip["address"] for ip in json.loads(result.stdout)["ips"]] == [f"{address}/16"]
+    finally:
+        os.killpg(node.pid, signal.SIGTERM)
+        try:
+            node.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(node.pid, signal.SIGKILL)
+            node.wait(timeout=15)
+    log = log_path.read_text(errors="replace")
+    assert "forbidden" not in log.lower() and " 403" not in log, log[-2000:]
