@@ -106,7 +106,7 @@ class Responder:
     def _lookup(self, request: allocation.Request, uid: str, reason: str) -> tuple[Pod | None, str]:
         """The pod if it is usable now, else None with why; the cache first, then a direct read."""
         pod = self.pods.cached(request.namespace, request.name)
-        if pod is not None and _matches(pod, uid) and _annotated(pod, request.provider):
+        if pod is not None and _matches(pod, uid) and _annotated(pod, request):
             return pod, reason
         try:
             pod = self.pods.read(request.namespace, request.name)
@@ -143,9 +143,11 @@ def _matches(pod: Pod, uid: str) -> bool:
     return not uid or (pod.get("metadata") or {}).get("uid") in (None, "", uid)
 
 
-def _annotated(pod: Pod, provider: str) -> bool:
+def _annotated(pod: Pod, request: allocation.Request) -> bool:
+    """Has the webhook written this attachment's allocation (keyed `<provider>.<ifname>` too)?"""
     notes = (pod.get("metadata") or {}).get("annotations") or {}
-    return notes.get(f"{provider}.kubernetes.io/allocated") == "true"
+    return "true" in (notes.get(f"{request.provider}.kubernetes.io/allocated"),
+                      notes.get(f"{request.provider}.{request.ifname}.kubernetes.io/allocated"))
 
 
 class UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):

@@ -173,3 +173,22 @@ def test_pod_dict_keeps_what_the_daemon_reads_from_a_v1pod() -> None:
         "metadata": {"namespace": "ns", "name": "p", "uid": "u", "annotations": {}},
         "spec": {"nodeName": "n1"},
     }
+
+
+class CountingPods(daemon.StaticPods):
+    """Counts direct reads: an annotated pod in the cache needs none."""
+
+    reads = 0
+
+    def read(self, namespace: str, name: str) -> Any:
+        self.reads += 1
+        return super().cached(namespace, name)
+
+
+def test_cached_pod_with_a_per_interface_allocation_is_answered_without_a_read() -> None:
+    pod = annotated_pod("twice", provider="macvlan.default.net2",
+                        networks="default/macvlan@net1,default/macvlan@net2")
+    pods = CountingPods([pod])
+    answer = daemon.Responder(pods).answer({**REQUEST, "name": "twice", "ifname": "net2"})
+    assert answer["ips"][0]["address"] == "172.17.0.12/16"
+    assert pods.reads == 0
