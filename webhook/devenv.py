@@ -327,7 +327,10 @@ class Supervisor:
         with open(self.run.supervisor_log, "a") as log:
             log.write(f"$ {' '.join(argv)}\n{done.stdout}{done.stderr}")
         if done.returncode != 0:
-            raise DevEnvError(f"{' '.join(argv[2:4])} failed: {(done.stderr or done.stdout).strip()}")
+            lines = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
+            raise DevEnvError(
+                f"`multinic-ipam {argv[3]}` failed: {lines[-1]} (its output is in {self.run.supervisor_log})"
+            )
 
     def _apply_with_retry(self, path: Path, attempts: int = 10) -> None:
         """Apply one file; the webhook may need a moment after install before it admits NADs."""
