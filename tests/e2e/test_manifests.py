@@ -163,6 +163,7 @@ def rbac_webhook(
     kubeconfig = _service_account_kubeconfig(control_plane, workdir / "kubeconfig")
     server = WebhookServer(control_plane=control_plane, cert_dir=webhook_server.cert_dir, workdir=workdir,
                            workers=1, kubeconfig=kubeconfig)
+    before = _guide_setup(kubectl)
     webhook_server.stop()
     # The Lease in the webhook's namespace, as the Deployment's fieldRef sets it; and a short grace
     # for reservations whose pod was deleted before the leader bound it (default 120 s).
@@ -179,12 +180,43 @@ def rbac_webhook(
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        server.stop()
-        _reset_guide_objects(kubectl, timeout=60, strict=False)
-        for subnet in ("subnet-macvlan.yaml", "subnet-attachnet.yaml"):
-            kubectl("apply", "-f", str(EXAMPLES / subnet), check=False)
-        webhook_server.start()
-        webhook_server.install()
+        try:
+            # While this server still runs: it releases the addresses and admits the restore.
+            _reset_guide_objects(kubectl, timeout=30, strict=False)
+            _restore_guide_setup(kubectl, before)
+        finally:
+            server.stop()
+            webhook_server.start()
+            webhook_server.install()
+
+
+GUIDE_SETUP = (("subnets", "macvlan", ""), ("subnets", "attachnet", ""),
+               ("network-attachment-definitions", "macvlan", "default"),
+               ("network-attachment-definitions", "attachnet", "default"))
+
+
+def _guide_setup(kubectl: Kubectl) -> dict[tuple[str, str, str], dict[str, Any] | None]:
+    """The guide's Subnets and NADs as they are before this module (other tests share them)."""
+    found: dict[tuple[str, str, str], dict[str, Any] | None] = {}
+    for kind, name, namespace in GUIDE_SETUP:
+        where = ["-n", namespace] if namespace else []
+        text = kubectl("get", kind, name, *where, "--ignore-not-found", "-o", "json").stdout.strip()
+        found[(kind, name, namespace)] = json.loads(text) if text else None
+    return found
+
+
+def _restore_guide_setup(kubectl: Kubectl, before: dict[tuple[str, str, str], dict[str, Any] | None]) -> None:
+    for (kind, name, namespace), obj in before.items():
+        where = ["-n", namespace] if namespace else []
+        if obj is None:
+            if kind == "subnets":
+                _release_subnet(kubectl, name)
+            kubectl("delete", kind, name, *where, "--ignore-not-found", check=False)
+            continue
+        metadata = {"name": name, **({"namespace": namespace} if namespace else {})}
+        body = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": metadata,
+                "spec": obj["spec"]}
+        kubectl("apply", "-f", "-", input=json.dumps(body), check=False)
 
 
 def _apply(kubectl: Kubectl, example: str) -> subprocess.CompletedProcess[str]:
