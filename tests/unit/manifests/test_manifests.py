@@ -228,3 +228,17 @@ def test_cert_manager_variant_issues_the_mounted_secret_and_injects_the_ca() -> 
     base_kinds = sorted(d["kind"] for d in _build("."))
     variant_kinds = sorted(d["kind"] for d in _build("cert-manager"))
     assert sorted([*base_kinds, "Certificate", "Issuer"]) == variant_kinds
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "containers"),
+    [("Deployment", SERVICE, "containers"), ("DaemonSet", "multinic-ipam-node", "containers"),
+     ("DaemonSet", "multinic-ipam-node", "initContainers")],
+)
+def test_container_args_are_accepted_by_the_cli(kind: str, name: str, containers: str) -> None:
+    """The image's entrypoint is `multinic-ipam`: every container's args must parse as a command."""
+    from webhook import cli
+
+    for container in _one(kind, name)["spec"]["template"]["spec"][containers]:
+        args = cli.build_parser().parse_args(container["args"])
+        assert callable(args.func), container["name"]
