@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from allocator import errors
 from tests.fakes import FakeApi
@@ -305,3 +307,36 @@ def test_fixed_address_being_reserved_by_a_concurrent_request_names_that_pod(wor
         world.store.check(pod("b"), Claim(**{**MACVLAN.__dict__, "fixed": ("172.17.0.100",)}))
     with pytest.raises(errors.AddressConflict, match="gateway"):
         world.store.check(pod("c"), Claim(**{**MACVLAN.__dict__, "fixed": ("172.17.0.1",)}))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(st.tuples(st.sampled_from(["reserve", "delete", "deliver"]), st.integers(0, 1),
+                                st.integers(0, 50)), max_size=40))
+def test_two_processes_never_hand_out_a_held_address(steps):
+    api = FakeApi(deferred=True)
+    processes = [World(api), World(api)]
+    processes[0].add(objects.SUBNETS, subnet("small", "10.8.0.0/28", provider="macvlan.default"))
+    claim = Claim(subnet="small", provider="macvlan.default", interface="net1")
+    held: dict[str, str] = {}  # address → IP object name, as the API server has it
+    for index, (action, which, pick) in enumerate(steps):
+        world = processes[which]
+        if action == "reserve":
+            try:
+                got = world.store.reserve(pod(f"p{index}"), claim)
+            except (errors.SubnetExhausted, TryAgain):
+                assert len(api.ips) >= 1
+                continue
+            assert got.addresses[0] not in held
+            held[got.addresses[0]] = got.names[0]
+        elif action == "delete" and held:
+            address = sorted(held)[pick % len(held)]
+            world.store.delete(held.pop(address))
+        else:
+            api.deliver()
+        assert {ip["spec"]["ipAddress"] for ip in api.ips.values()} == set(held)
+    api.deliver()
+    for world in processes:
+        alloc = world.store.state("small").allocator
+        assert {a for a in held if alloc.holder(a) not in (None, "?")} == set(held)
+        everything = {f"10.8.0.{host}" for host in range(1, 15)}
+        assert {a for a in everything if alloc.holder(a) is not None} == set(held)
