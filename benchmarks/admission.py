@@ -139,8 +139,6 @@ def main() -> None:
                          for p in pods}
             time.sleep(1)
             mutate = _durations(log, "mutate")
-            if os.environ.get("BENCH_KEEP_LOG"):
-                print(log, file=sys.stderr)
             validate = _durations(log, "validate")
         finally:
             os.killpg(server.pid, signal.SIGTERM)
