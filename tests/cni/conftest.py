@@ -128,7 +128,9 @@ def pods(kubectl: Callable[..., Any], webhook_server: Any) -> Iterator[Callable[
 
     yield create
     for namespace, name in created:
-        kubectl("delete", "-n", namespace, "pod", name, "--wait=false", "--ignore-not-found", check=False)
+        # No kubelet confirms a graceful delete of a pod bound to a node: force it, or it lingers.
+        kubectl("delete", "-n", namespace, "pod", name, "--grace-period=0", "--force", "--ignore-not-found",
+                check=False)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,7 +29,9 @@ ATTACHNET = "attachnet.default.ovn.kubernetes.io"
 
 
 def _clean(kubectl: Kubectl) -> None:
-    kubectl("delete", "deployments,pods", "--all", "-n", "default", "--wait=false", check=False)
+    kubectl("delete", "deployments", "--all", "-n", "default", "--wait=false", check=False)
+    # Pods bound to a node (the CNI tests bind theirs) need a kubelet for a graceful delete.
+    kubectl("delete", "pods", "--all", "-n", "default", "--grace-period=0", "--force", check=False)
     eventually(lambda: not get_json(kubectl, "pods", "-n", "default")["items"], what="default emptied")
     kubectl("delete", "ips.kubeovn.io", "-l", f"{objects.LABEL_SUBNET} in (macvlan,attachnet)", check=False)
 

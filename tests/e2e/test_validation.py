@@ -146,7 +146,8 @@ def workload(kind: str, name: str, namespace: str, annotations: dict[str, str], 
 # -- the guide, verbatim ---------------------------------------------------------------------------
 def _clean_guide(kubectl: Kubectl) -> None:
     """Leave no guide object behind (the names are shared with other end-to-end modules)."""
-    kubectl("delete", "deployments,pods", "--all", "-n", "default", "--wait=false", check=False)
+    kubectl("delete", "deployments", "--all", "-n", "default", "--wait=false", check=False)
+    kubectl("delete", "pods", "--all", "-n", "default", "--grace-period=0", "--force", check=False)
     kubectl("delete", "ips.kubeovn.io", "-l", f"{objects.LABEL_SUBNET} in (macvlan,attachnet)", check=False)
     kubectl("delete", "subnets.kubeovn.io", "macvlan", "attachnet", "--ignore-not-found", check=False)
     kubectl(
