@@ -315,6 +315,10 @@ def _answer(
     text = f"{webhook} {about['kind']} {about['object']} {about['operation']}: {result}"
     if verdict.message:
         text += f": {verdict.message}"
+    given = reviews.allocation_summary(verdict.patch)
+    if given:
+        text += f": {given}"
+        fields["allocated"] = given
     if verdict.warnings:
         text += f" (warnings: {'; '.join(verdict.warnings)})"
     log.info("%s (%.1f ms)", text, elapsed * 1e3, extra={"fields": fields})

@@ -173,6 +173,21 @@ def describe(request: AdmissionRequest) -> dict[str, str]:
     }
 
 
+def allocation_summary(patch: list[dict[str, Any]] | None) -> str:
+    """`macvlan.default=172.17.0.11, …` from a mutation patch: what a pod was given, for log lines."""
+    given = []
+    for operation in patch or ():
+        path, value = operation.get("path", ""), operation.get("value")
+        values = value.items() if path == "/metadata/annotations" and isinstance(value, dict) else [
+            (path.removeprefix("/metadata/annotations/").replace("~1", "/").replace("~0", "~"), value)
+        ]
+        for key, text in values:
+            provider, _, field = str(key).rpartition(".kubernetes.io/")
+            if field == "ip_address" and provider:
+                given.append(f"{provider}={text}")
+    return ", ".join(given)
+
+
 def _check_gvk(request: dict[str, Any], field: str, *, required: bool) -> None:
     value = request.get(field)
     if value is None and not required:

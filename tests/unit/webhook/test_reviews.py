@@ -138,3 +138,20 @@ def test_verdicts_are_immutable() -> None:
     with pytest.raises(AttributeError):
         verdict.allowed = False  # type: ignore[misc]
     assert verdict.warnings == ("w",)
+
+
+def test_allocation_summary_names_each_provider_and_address() -> None:
+    whole_map = [{"op": "add", "path": "/metadata/annotations", "value": {
+        "macvlan.default.kubernetes.io/ip_address": "172.17.0.11",
+        "macvlan.default.kubernetes.io/mac_address": "86:3c:a0:e0:d7:15",
+        "multinic-ipam.io/reservation": "abc",
+    }}]
+    assert reviews.allocation_summary(whole_map) == "macvlan.default=172.17.0.11"
+    per_key = [
+        {"op": "add", "path": "/metadata/annotations/attachnet.default.ovn.kubernetes.io~1ip_address",
+         "value": "172.17.0.12,fd00::12"},
+        {"op": "add", "path": "/metadata/annotations/ovn.kubernetes.io~1ip_address", "value": "10.16.0.2"},
+        {"op": "add", "path": "/metadata/annotations/ovn.kubernetes.io~1cidr", "value": "10.16.0.0/16"},
+    ]
+    assert reviews.allocation_summary(per_key) == "attachnet.default.ovn=172.17.0.12,fd00::12, ovn=10.16.0.2"
+    assert reviews.allocation_summary(None) == ""
