@@ -333,6 +333,15 @@ class Store(ClusterView):
                 self.cache.put(objects.NADS, nad)
         return nad
 
+    def fetch_subnet(self, name: str) -> Object | None:
+        """The Subnet from the cache, or live when the cache has not seen it yet (just created)."""
+        subnet = self.subnet(name)
+        if subnet is None:
+            subnet = self._live(objects.SUBNETS, name)
+            if subnet is not None and self.subnet(name) is None:
+                self.cache.put(objects.SUBNETS, subnet)
+        return subnet
+
     def subnets_for(self, provider: str) -> list[Object]:
         """Subnets bound to `provider`; on a miss the Subnets are relisted once (cache lag)."""
         found = self.subnets_for_provider(provider)
