@@ -37,6 +37,7 @@ def check(context: common.Context) -> None:
         raise common.invalid(str(error)) from None
     _check_provider(context, name, parsed.provider)
     _warn_ovn_only_fields(context, name, parsed.provider, body)
+    _warn_default_ovn(context, name, parsed.provider, body)
     info = SubnetInfo.of(context.obj)
     if context.operation == "CREATE" or _placement_changed(info, SubnetInfo.of(context.old)):
         _check_overlap(context, name, parsed, info.vpc)
@@ -92,6 +93,19 @@ def _warn_ovn_only_fields(context: common.Context, name: str, provider: str, bod
     context.warn(
         f"Subnet {name} sets {', '.join(used)}, which the guide says {verb} only valid for provider ovn; "
         f"with provider {provider}, {' and '.join(effects)}"
+    )
+
+
+def _warn_default_ovn(context: common.Context, name: str, provider: str, body: Any) -> None:
+    """A default provider-ovn Subnet serves pods that carry no annotation at all, and on 1.28+ the
+    mutating webhook's matchConditions (`webhook.install.match_conditions`) keep exactly those pods
+    away unless it was installed with `--all-pods`; this review cannot see how it was installed."""
+    if provider != PRIMARY or body.get("default") is not True:
+        return
+    context.warn(
+        f"Subnet {name} is the default for provider ovn, so pods without any annotation take their "
+        "address from it; on API servers 1.28 and later such pods reach the mutating webhook only when "
+        "it was installed with multinic-ipam install --all-pods"
     )
 
 

@@ -233,3 +233,31 @@ def test_dual_stack_subnet_is_allowed() -> None:
         subnet("net", provider="macvlan.default", cidrBlock="172.17.0.0/16,fd00:10::/64", protocol="Dual")
     )
     assert verdict.allowed, verdict.message
+
+
+def test_a_default_provider_ovn_subnet_warns_that_unannotated_pods_need_install_all_pods() -> None:
+    world = World()
+    body = {"provider": "ovn", "cidrBlock": "10.16.0.0/16", "default": True}
+    expected = (
+        "Subnet ovn-default is the default for provider ovn, so pods without any annotation take their "
+        "address from it; on API servers 1.28 and later such pods reach the mutating webhook only when "
+        "it was installed with multinic-ipam install --all-pods"
+    )
+    created = world.review(subnet("ovn-default", **body))
+    assert created.allowed and created.warnings == (expected,)
+    old = subnet("ovn-default", **{**body, "default": False})
+    new = subnet("ovn-default", **body, excludeIps=["10.16.0.2"])
+    updated = world.review(new, operation="UPDATE", old=old)
+    assert updated.allowed and updated.warnings == (expected,)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"provider": "ovn", "default": False}, {"provider": "ovn"},
+     {"provider": "macvlan.default", "default": True}],
+    ids=["ovn-not-default", "ovn-default-unset", "attachment-default"],
+)
+def test_only_a_default_provider_ovn_subnet_gets_the_all_pods_warning(body: dict) -> None:
+    verdict = World().review(subnet("net", cidrBlock="10.16.0.0/16", **body))
+    assert verdict.allowed
+    assert not any("--all-pods" in w for w in verdict.warnings)
