@@ -1,176 +1,279 @@
-"""A pod's annotations → the attachments that need addresses, each bound to one Subnet.
+"""A pod's annotations → the attachments this IPAM serves, each with the one Subnet it draws from.
 
-One attachment per kube-ovn-backed network: the primary network (`ovn`, when a default `ovn`
-Subnet exists and Multus's default network is not overridden), Multus's default network, and
-each `k8s.v1.cni.cncf.io/networks` item whose NAD uses kube-ovn. NADs that do not use kube-ovn
-are someone else's business and are skipped.
+Both webhooks ask this one resolver, so the mutating webhook allocates exactly where the
+validating webhook checks (they used to disagree on namespace-bound Subnets, empty-spec NADs
+and `logical_switch` naming a foreign Subnet).
+
+Attachments: the primary network (`ovn`, when a default `ovn` Subnet exists and Multus's default
+network is not overridden), Multus's default network (eth0), and each `k8s.v1.cni.cncf.io/networks`
+item (`net<position>` unless it names its interface) whose NAD uses kube-ovn. NADs that do not use
+kube-ovn, or keep their config in node files (no `spec.config`: warned about), are someone else's.
 
 A NAD attached more than once (`net@a,net@b`) has one provider but needs several addresses:
 like Kube-OVN, such attachments are told apart by provider plus interface, so their annotation
 keys use the provider `<provider>.<interface>` (`macvlan.default.a.kubernetes.io/ip_address`).
+
+The Subnet (Kube-OVN semantics): the one `<key provider>.kubernetes.io/logical_switch` names (it
+wins; its provider must be the attachment's or `ovn`); else, of the Subnets with the provider, the
+first bound to the pod's namespace (`spec.namespaces`), else the first without a namespace list;
+for the primary network the default Subnet stands in for "without a list". Refused only when none fits.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Protocol, TypeVar
 
 from allocator import annotations as keys
-from allocator import errors, nad, networks, pools
+from allocator import errors, nad, networks
 from webhook.cache import Object
-from webhook.store import Claim, PodIdentity, Store
+from webhook.view import ClusterView
 
+PRIMARY = keys.PRIMARY_PROVIDER
 PRIMARY_INTERFACE = "eth0"
+PRIMARY_LABEL = "the primary network"
+INVALID = 422  # the pod's annotations are malformed
+FORBIDDEN = 403  # well formed, but they ask for something not allowed here
+_T = TypeVar("_T")
+
+
+class AttachmentError(errors.AllocatorError):
+    """The pod's networks cannot be served as written: `str()` is the sentence the user sees,
+    `code` the HTTP status either webhook answers with (422 malformed, 403 otherwise)."""
+
+    def __init__(self, message: str, *, code: int = FORBIDDEN) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class LiveReads(Protocol):
+    """Reads that fall back to the API server when the cache has not seen an object yet
+    (`webhook.store.Store`): an object created a moment before the pod must not refuse it."""
+
+    def fetch_nad(self, namespace: str, name: str) -> Object | None: ...
+
+    def fetch_subnet(self, name: str) -> Object | None: ...
+
+    def subnets_for(self, provider: str) -> list[Object]: ...
 
 
 @dataclass(frozen=True)
 class Attachment:
-    """One interface that needs addresses: the claim, and the provider its annotation keys use."""
+    """One NIC whose addresses come from this IPAM, and the Subnet they come from."""
 
-    key_provider: str
-    claim: Claim
-
-
-@dataclass(frozen=True)
-class _Wanted:
     provider: str
     interface: str
-    selection: networks.NetworkSelection | None
+    key_provider: str  # the provider part of its annotation keys
+    label: str  # for messages: "NetworkAttachmentDefinition default/macvlan", "the primary network"
+    selection: networks.NetworkSelection | None  # None for the primary network
+    main: bool  # the pod's eth0
+    ipam_only: bool  # `ipam.type: kube-ovn` under another plugin (macvlan …), not a kube-ovn NIC
+    subnet: Object
+
+    @property
+    def subnet_name(self) -> str:
+        return (self.subnet.get("metadata") or {}).get("name") or ""
+
+    def key(self, field: str) -> str:
+        return keys.key(self.key_provider, field)
+
+    def fields(self, annotations: Mapping[str, str]) -> dict[str, str]:
+        """Its `<key provider>.kubernetes.io/<field>` annotations, by field."""
+        return keys.provider_annotations(annotations, self.key_provider)
 
 
-def identity(pod: Object, namespace: str, name: str = "") -> PodIdentity:
-    """The pod's identity at admission (name "" with generateName; the controller owner's kind/UID)."""
-    meta = pod.get("metadata") or {}
-    controller = next((ref for ref in meta.get("ownerReferences") or [] if ref.get("controller")), None) or {}
-    kind = controller.get("kind", "")
-    return PodIdentity(
-        namespace=namespace,
-        name=meta.get("name") or name,
-        generate_name=meta.get("generateName") or "",
-        owner_kind=kind,
-        owner_uid=controller.get("uid", "") if kind == "StatefulSet" else "",
-    )
+def resolve(
+    view: ClusterView,
+    annotations: Mapping[str, str],
+    namespace: str,
+    *,
+    live: LiveReads | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> list[Attachment]:
+    """The pod's attachments served by kube-ovn providers (main NIC first), each with its Subnet;
+    raises `AttachmentError` with the refusal sentence."""
+    reader = _Reader(view, live)
+    found: list[Attachment] = []
+    default_value = annotations.get(keys.DEFAULT_NETWORK)
+    if default_value is not None:
+        selection = _parsed(lambda: networks.parse_default_network(default_value))
+        found += _from_nad(reader, selection, PRIMARY_INTERFACE, main=True, annotation=keys.DEFAULT_NETWORK,
+                           warn=warn)
+    elif default_primary_subnet(view) is not None:
+        found.append(_attachment(PRIMARY, PRIMARY_INTERFACE, PRIMARY_LABEL, None, main=True, ipam_only=False))
+    value = annotations.get(keys.NETWORKS)
+    if value is not None:
+        selections = _parsed(lambda: networks.parse_networks(value, pod_namespace=namespace))
+        for index, selection in enumerate(selections, start=1):
+            interface = selection.interface or f"net{index}"
+            found += _from_nad(reader, selection, interface, main=False, annotation=keys.NETWORKS, warn=warn)
+    repeated = Counter(a.provider for a in found)
+    keyed = [
+        replace(a, key_provider=a.provider if repeated[a.provider] == 1 else f"{a.provider}.{a.interface}")
+        for a in found
+    ]
+    return [replace(a, subnet=_subnet(reader, a, annotations, namespace)) for a in keyed]
 
 
-def resolve(pod: Object, who: PodIdentity, store: Store) -> list[Attachment]:
-    """Every attachment of `pod` that this IPAM serves, with its subnet and fixed wishes."""
-    notes = (pod.get("metadata") or {}).get("annotations") or {}
-    wanted: list[_Wanted] = []
-    default_network = notes.get(keys.DEFAULT_NETWORK)
-    if default_network is not None:
-        selection = networks.parse_default_network(default_network)
-        provider = _provider(store, selection)
-        if provider is not None:
-            wanted.append(_Wanted(provider, PRIMARY_INTERFACE, selection))
-    elif _primary_subnet(store, who.namespace, notes) is not None:
-        wanted.append(_Wanted(keys.PRIMARY_PROVIDER, PRIMARY_INTERFACE, None))
-    for index, selection in enumerate(
-        networks.parse_networks(notes.get(keys.NETWORKS, ""), pod_namespace=who.namespace), start=1
-    ):
-        provider = _provider(store, selection)
-        if provider is not None:
-            wanted.append(_Wanted(provider, selection.interface or f"net{index}", selection))
-    repeated = Counter(w.provider for w in wanted)
-    ordinal = pools.statefulset_ordinal(who.name) if who.owner_kind == "StatefulSet" and who.name else None
-    attachments = []
-    for want in wanted:
-        key_provider = want.provider if repeated[want.provider] == 1 else f"{want.provider}.{want.interface}"
-        inputs = keys.provider_annotations(notes, key_provider)
-        subnet = _subnet(store, who, want.provider, inputs.get(keys.LOGICAL_SWITCH), notes)
-        claim = Claim(
-            subnet=subnet,
-            provider=want.provider,
-            interface=want.interface,
-            mac=inputs.get(keys.MAC_ADDRESS) or (want.selection.mac if want.selection else None) or None,
-            ordinal=ordinal,
-            **_addresses(store, subnet, key_provider, inputs, want.selection),
+def default_primary_subnet(view: ClusterView) -> Object | None:
+    """The Subnet with provider ovn and `default: true`; without one the primary network belongs to
+    the cluster's own CNI, and `ovn.kubernetes.io/*` annotations are none of our business."""
+    return next((s for s in view.subnets_for_provider(PRIMARY) if _spec(s).get("default") is True), None)
+
+
+class _Reader:
+    """The cache first, then the live fallbacks when the caller has them."""
+
+    def __init__(self, view: ClusterView, live: LiveReads | None) -> None:
+        self.view = view
+        self.live = live
+
+    def nad(self, namespace: str, name: str) -> Object | None:
+        found = self.view.nad(namespace, name)
+        return found if found is not None or self.live is None else self.live.fetch_nad(namespace, name)
+
+    def subnet(self, name: str) -> Object | None:
+        found = self.view.subnet(name)
+        return found if found is not None or self.live is None else self.live.fetch_subnet(name)
+
+    def subnets_for(self, provider: str) -> list[Object]:
+        found = self.view.subnets_for_provider(provider)
+        return found if found or self.live is None else self.live.subnets_for(provider)
+
+
+def _parsed(parse: Callable[[], _T]) -> _T:
+    """A Multus annotation parsed, its sentence kept; malformed annotations are 422."""
+    try:
+        return parse()
+    except errors.NetworkSelectionError as error:
+        raise AttachmentError(str(error), code=INVALID) from None
+
+
+def _attachment(
+    provider: str, interface: str, label: str, selection: networks.NetworkSelection | None, *,
+    main: bool, ipam_only: bool,
+) -> Attachment:
+    """Keyed by its provider alone and without a Subnet yet: `resolve` settles both once it has
+    seen every attachment (the key) and their annotations (the Subnet)."""
+    return Attachment(provider, interface, provider, label, selection, main, ipam_only, subnet={})
+
+
+def _from_nad(
+    reader: _Reader,
+    selection: networks.NetworkSelection,
+    interface: str,
+    *,
+    main: bool,
+    annotation: str,
+    warn: Callable[[str], None] | None,
+) -> list[Attachment]:
+    label = f"NetworkAttachmentDefinition {selection.namespace}/{selection.name}"
+    obj = reader.nad(selection.namespace, selection.name)
+    if obj is None:
+        raise AttachmentError(
+            f"{label}, named in {annotation}, does not exist; create it first or correct the name"
         )
-        attachments.append(Attachment(key_provider, claim))
-    return attachments
-
-
-def _provider(store: Store, selection: networks.NetworkSelection) -> str | None:
-    """The NAD's provider when it uses kube-ovn, else None (another IPAM serves it)."""
-    found = store.fetch_nad(selection.namespace, selection.name)
-    if found is None:
-        raise errors.NadError(
-            f"NetworkAttachmentDefinition {selection.namespace}/{selection.name} does not exist; "
-            "create it before the pod or remove it from the pod's networks"
-        )
-    config = nad.parse_nad(selection.namespace, selection.name, found.get("spec") or {})
-    return config.provider if config.uses_kube_ovn else None
-
-
-def _primary_subnet(store: Store, namespace: str, notes: dict[str, str]) -> Object | None:
-    """The Subnet serving `ovn` for this pod: only when a default `ovn` Subnet exists at all."""
-    ovn = store.subnets_for_provider(keys.PRIMARY_PROVIDER)
-    default = [s for s in ovn if (s.get("spec") or {}).get("default") is True]
-    if not default:
-        return None
-    named = keys.provider_annotations(notes, keys.PRIMARY_PROVIDER).get(keys.LOGICAL_SWITCH)
-    if named:
-        return store.subnet(named) or default[0]
-    bound = [s for s in ovn if namespace in ((s.get("spec") or {}).get("namespaces") or [])]
-    return (bound or default)[0]
-
-
-def _subnet(store: Store, who: PodIdentity, provider: str, named: str | None, notes: dict[str, str]) -> str:
-    """`logical_switch` first, else the Subnet bound to the provider; checked against namespaces."""
-    if named:
-        found = store.subnet(named)
-        if found is None:
-            store.state(named)  # live read on a cache miss; raises when it does not exist
-            found = store.subnet(named)
-        if found is None:
-            raise errors.AllocatorError(f"subnet {named!r} does not exist; name an existing Subnet")
-    elif provider == keys.PRIMARY_PROVIDER:
-        found = _primary_subnet(store, who.namespace, notes)
-    else:
-        candidates = store.subnets_for(provider)
-        if not candidates:
-            raise errors.AllocatorError(
-                f"no Subnet has provider {provider}; create a Subnet with spec.provider {provider} or "
-                f"set {keys.key(provider, keys.LOGICAL_SWITCH)} to a Subnet name"
+    try:
+        config = nad.parse_nad(selection.namespace, selection.name, _spec(obj))
+    except nad.EmptySpec:
+        if warn is not None:
+            warn(
+                f"{label} has no spec.config, so its addresses come from a CNI config file on each node, "
+                "not from this IPAM"
             )
-        bound = [s for s in candidates if who.namespace in ((s.get("spec") or {}).get("namespaces") or [])]
-        found = (bound or candidates)[0]
-    assert found is not None
-    name = found["metadata"]["name"]
-    allowed = (found.get("spec") or {}).get("namespaces") or []
-    if allowed and who.namespace not in allowed:
-        raise errors.AllocatorError(
-            f"subnet {name} is reserved for namespaces {', '.join(allowed)}; namespace {who.namespace} "
-            "may not use it — pick another Subnet or add the namespace to its spec.namespaces"
+        return []
+    except errors.NadError as error:
+        raise AttachmentError(f"{label}, named in {annotation}, cannot be used: {error}") from None
+    if not config.uses_kube_ovn or config.provider is None:
+        return []
+    ipam_only = config.mode == nad.MODE_IPAM
+    return [_attachment(config.provider, interface, label, selection, main=main, ipam_only=ipam_only)]
+
+
+def _subnet(
+    reader: _Reader, attachment: Attachment, annotations: Mapping[str, str], namespace: str
+) -> Object:
+    """`logical_switch` first; else bound to the namespace, else unrestricted (primary: the default)."""
+    switch = attachment.fields(annotations).get(keys.LOGICAL_SWITCH)
+    if switch is not None:
+        return _named_subnet(reader, attachment, switch, namespace)
+    provider = attachment.provider
+    candidates = reader.subnets_for(provider)
+    bound = [s for s in candidates if namespace in _namespaces(s)]
+    if bound:
+        return bound[0]
+    if provider == PRIMARY:
+        default = default_primary_subnet(reader.view)
+        if default is None:  # the primary attachment exists only with one; it went away meanwhile
+            raise AttachmentError("no Subnet with provider ovn has default: true; create one or retry")
+        allowed = _namespaces(default)
+        if allowed:
+            raise AttachmentError(
+                f"the default Subnet {_name(default)} is reserved for namespaces {', '.join(allowed)}; add "
+                f"{namespace} to its spec.namespaces, or to those of another Subnet with provider ovn"
+            )
+        return default
+    if not candidates:
+        raise AttachmentError(
+            f"no Subnet has provider {provider}, which {attachment.label} uses; create one with "
+            f"spec.provider: {provider}, or name a Subnet in {attachment.key(keys.LOGICAL_SWITCH)}"
         )
-    return name
-
-
-def _addresses(
-    store: Store, subnet: str, key_provider: str, inputs: dict[str, str],
-    selection: networks.NetworkSelection | None,
-) -> dict:
-    """Fixed addresses (`ip_address`, or Multus `ips` with their prefix checked), or pool wishes."""
-    if inputs.get(keys.IP_ADDRESS):
-        return {"fixed": keys.split_dual(inputs[keys.IP_ADDRESS])}
-    if selection is not None and selection.ips:
-        return {"fixed": tuple(_strip_prefix(store, subnet, text) for text in selection.ips)}
-    if inputs.get(keys.IP_POOL):
-        spec = pools.parse_ip_pool(inputs[keys.IP_POOL])
-        if spec.ippool_name:
-            return {"ippool": spec.ippool_name}
-        return {"pool": tuple(spec.entries)}
-    return {}
-
-
-def _strip_prefix(store: Store, subnet: str, text: str) -> str:
-    """Multus `ips` carry a prefix length; it must be the subnet's own for that family."""
-    address, slash, prefix = text.partition("/")
-    if not slash:
-        return address
-    expected = store.spec_of(subnet).prefix_of(address)  # OutOfRange names the subnet
-    if prefix != str(expected):
-        raise errors.InvalidAddress(
-            f"ips entry {text} has prefix /{prefix} but subnet {subnet} is a /{expected}; "
-            f"write {address}/{expected}"
+    free = [s for s in candidates if not _namespaces(s)]
+    if not free:
+        reserved = "; ".join(f"{_name(s)} for {', '.join(_namespaces(s))}" for s in candidates)
+        raise AttachmentError(
+            f"every Subnet with provider {provider} is reserved for other namespaces "
+            f"({reserved}); add {namespace} to the spec.namespaces of one"
         )
-    return address
+    return free[0]
+
+
+def _named_subnet(reader: _Reader, attachment: Attachment, switch: str, namespace: str) -> Object:
+    """The Subnet `logical_switch` names: it must exist, be of the attachment's provider or `ovn`
+    (the guide's second NICs from an ovn Subnet), and serve the pod's namespace."""
+    switch_key = attachment.key(keys.LOGICAL_SWITCH)
+    found = reader.subnet(switch) if switch else None
+    if found is None:
+        raise AttachmentError(
+            f"Subnet {keys.quote(switch)}, named by {switch_key}, does not exist; name an existing Subnet "
+            f"or drop the annotation to use the Subnet with provider {attachment.provider}",
+            code=INVALID,
+        )
+    provider = _spec(found).get("provider")
+    provider = provider if isinstance(provider, str) and provider else PRIMARY
+    if provider not in (attachment.provider, PRIMARY):
+        raise AttachmentError(
+            f"Subnet {switch}, named by {switch_key}, has provider {provider}; name a Subnet with provider "
+            f"{attachment.provider} or ovn",
+            code=INVALID,
+        )
+    if attachment.main and attachment.ipam_only and provider == PRIMARY:
+        nad_ref = attachment.label.removeprefix("NetworkAttachmentDefinition ")
+        raise AttachmentError(
+            f"the main NIC from {attachment.label} cannot take its address from Subnet {switch}, whose "
+            f"provider is ovn (the guide: unsupported); name a Subnet with provider {attachment.provider} "
+            f"in {switch_key}, or attach {nad_ref} through {keys.NETWORKS}"
+        )
+    allowed = _namespaces(found)
+    if allowed and namespace not in allowed:
+        raise AttachmentError(
+            f"Subnet {switch}, named by {switch_key}, is reserved for namespaces {', '.join(allowed)}; "
+            f"use another Subnet or add {namespace} to its spec.namespaces"
+        )
+    return found
+
+
+def _spec(obj: Object) -> Mapping:
+    spec = obj.get("spec")
+    return spec if isinstance(spec, Mapping) else {}
+
+
+def _name(obj: Object) -> str:
+    return (obj.get("metadata") or {}).get("name") or ""
+
+
+def _namespaces(subnet: Object) -> tuple[str, ...]:
+    value = _spec(subnet).get("namespaces")
+    return tuple(n for n in value if isinstance(n, str)) if isinstance(value, list) else ()

@@ -9,11 +9,25 @@ and the reservation token that binds a not-yet-existing pod to its IP objects.
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 
 from allocator import annotations as keys
-from allocator import errors
+from allocator import errors, networks, pools
 from webhook import attachments, objects, reviews
-from webhook.store import Held, PodIdentity, Store, TryAgain
+from webhook.cache import Object
+from webhook.store import Claim, Held, PodIdentity, Store, TryAgain
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One resolved attachment and what the pod asks of its Subnet."""
+
+    attachment: attachments.Attachment
+    claim: Claim
+
+    @property
+    def key_provider(self) -> str:
+        return self.attachment.key_provider
 
 
 def review(request: reviews.AdmissionRequest, *, store: Store) -> reviews.Verdict:
@@ -22,32 +36,94 @@ def review(request: reviews.AdmissionRequest, *, store: Store) -> reviews.Verdic
         return reviews.Verdict.allow()
     pod = request.get("object") or {}
     namespace = request.get("namespace") or (pod.get("metadata") or {}).get("namespace") or "default"
-    who = attachments.identity(pod, namespace, request.get("name") or "")
+    who = identity(pod, namespace, request.get("name") or "")
+    notes = (pod.get("metadata") or {}).get("annotations") or {}
     try:
-        wanted = attachments.resolve(pod, who, store)
-        if not wanted:
+        # warnings are the validating webhook's to give; it resolves the same attachments
+        found = attachments.resolve(store, notes, namespace, live=store)
+        if not found:
             return reviews.Verdict.allow()
-        for attachment in wanted:
-            store.check(who, attachment.claim)
+        wanted = [Wanted(a, claim(a, who, notes, store)) for a in found]
+        for want in wanted:
+            store.check(who, want.claim)
         held = _reserve_all(wanted, who, store, dry_run=bool(request.get("dryRun")))
     except TryAgain as error:
         return reviews.Verdict.deny(str(error), code=429)
+    except attachments.AttachmentError as error:
+        return reviews.Verdict.deny(str(error), code=error.code)
     except errors.AllocatorError as error:
         return reviews.Verdict.deny(str(error))
-    notes = {objects.RESERVATION_ANNOTATION: who.token}
-    for attachment, got in zip(wanted, held, strict=True):
-        notes.update(output_annotations(attachment.key_provider, got, store))
-    return reviews.Verdict.allow(patch=annotation_patch(pod, notes))
+    out = {objects.RESERVATION_ANNOTATION: who.token}
+    for want, got in zip(wanted, held, strict=True):
+        out.update(output_annotations(want.key_provider, got, store))
+    return reviews.Verdict.allow(patch=annotation_patch(pod, out))
 
 
-def _reserve_all(
-    wanted: list[attachments.Attachment], who: PodIdentity, store: Store, *, dry_run: bool
-) -> list[Held]:
+def identity(pod: Object, namespace: str, name: str = "") -> PodIdentity:
+    """The pod's identity at admission (name "" with generateName; the controller owner's kind/UID)."""
+    meta = pod.get("metadata") or {}
+    controller = next((ref for ref in meta.get("ownerReferences") or [] if ref.get("controller")), None) or {}
+    kind = controller.get("kind", "")
+    return PodIdentity(
+        namespace=namespace,
+        name=meta.get("name") or name,
+        generate_name=meta.get("generateName") or "",
+        owner_kind=kind,
+        owner_uid=controller.get("uid", "") if kind == "StatefulSet" else "",
+    )
+
+
+def claim(attachment: attachments.Attachment, who: PodIdentity, notes: dict[str, str], store: Store) -> Claim:
+    """What `attachment` asks of its Subnet: fixed addresses and MAC, or pool wishes."""
+    inputs = attachment.fields(notes)
+    selection = attachment.selection
+    ordinal = pools.statefulset_ordinal(who.name) if who.owner_kind == "StatefulSet" and who.name else None
+    return Claim(
+        subnet=attachment.subnet_name,
+        provider=attachment.provider,
+        interface=attachment.interface,
+        mac=inputs.get(keys.MAC_ADDRESS) or (selection.mac if selection else None) or None,
+        ordinal=ordinal,
+        **_addresses(store, attachment.subnet_name, inputs, selection),
+    )
+
+
+def _addresses(
+    store: Store, subnet: str, inputs: dict[str, str], selection: networks.NetworkSelection | None
+) -> dict:
+    """Fixed addresses (`ip_address`, or Multus `ips` with their prefix checked), or pool wishes."""
+    if inputs.get(keys.IP_ADDRESS):
+        return {"fixed": keys.split_dual(inputs[keys.IP_ADDRESS])}
+    if selection is not None and selection.ips:
+        return {"fixed": tuple(_strip_prefix(store, subnet, text) for text in selection.ips)}
+    if inputs.get(keys.IP_POOL):
+        spec = pools.parse_ip_pool(inputs[keys.IP_POOL])
+        if spec.ippool_name:
+            return {"ippool": spec.ippool_name}
+        return {"pool": tuple(spec.entries)}
+    return {}
+
+
+def _strip_prefix(store: Store, subnet: str, text: str) -> str:
+    """Multus `ips` carry a prefix length; it must be the subnet's own for that family."""
+    address, slash, prefix = text.partition("/")
+    if not slash:
+        return address
+    expected = store.spec_of(subnet).prefix_of(address)  # OutOfRange names the subnet
+    if prefix != str(expected):
+        raise errors.InvalidAddress(
+            f"ips entry {text} has prefix /{prefix} but subnet {subnet} is a /{expected}; "
+            f"write {address}/{expected}"
+        )
+    return address
+
+
+def _reserve_all(wanted: list[Wanted], who: PodIdentity, store: Store, *, dry_run: bool) -> list[Held]:
     """Reserve every attachment in order; on any failure give back what this request holds."""
     held: list[Held] = []
     try:
-        for attachment in wanted:
-            held.append(store.reserve(who, attachment.claim, dry_run=dry_run))
+        for want in wanted:
+            held.append(store.reserve(who, want.claim, dry_run=dry_run))
     except Exception:
         for got in held:
             store.release(got)

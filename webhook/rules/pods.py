@@ -19,9 +19,9 @@ import netaddr
 from allocator import annotations as keys
 from allocator import mac, pools
 from allocator.errors import AllocatorError, ParseError, PoolSpecError, RoutesError
-from webhook import objects
-from webhook.rules import attachments, common
-from webhook.rules.attachments import Attachment
+from webhook import attachments, objects
+from webhook.attachments import Attachment
+from webhook.rules import common
 from webhook.rules.subnetinfo import PRIMARY, SubnetInfo, address_set
 
 Owns = Callable[[Any], bool]  # does this IP object belong to the pod (or workload) under review?
@@ -57,16 +57,20 @@ def _check_create(context: common.Context) -> None:
 def check_annotations(
     context: common.Context, annotations: Mapping[str, str], *, namespace: str, owns: Owns
 ) -> list[Attachment]:
-    """Every CREATE rule on one set of pod annotations (a pod's or a pod template's)."""
-    found = attachments.resolve(context, annotations, namespace)
+    """Every CREATE rule on one set of pod annotations (a pod's or a pod template's), over the
+    attachments and Subnets the mutating webhook allocates from (`webhook.attachments`)."""
+    try:
+        found = attachments.resolve(context.view, annotations, namespace, warn=context.warn)
+    except attachments.AttachmentError as error:
+        raise common.AdmissionError(str(error), code=error.code) from None
     for attachment in found:
-        candidates = attachments.subnets(context, attachment, annotations, namespace)
+        subnet = SubnetInfo.of(attachment.subnet)
         fields = attachment.fields(annotations)
-        _check_addresses(context, attachment, candidates, fields, owns)
-        _check_mac(context, attachment, candidates, fields, owns)
-        _check_pool(context, attachment, candidates, fields)
-        _check_routes(attachment, candidates, fields)
-        _check_default_route(attachment, candidates)
+        _check_addresses(context, attachment, subnet, fields, owns)
+        _check_mac(context, attachment, subnet, fields, owns)
+        _check_pool(context, attachment, subnet, fields)
+        _check_routes(attachment, subnet, fields)
+        _check_default_route(attachment, subnet)
     _warn_unused_providers(context, annotations, found)
     return found
 
@@ -74,7 +78,7 @@ def check_annotations(
 def _check_addresses(
     context: common.Context,
     attachment: Attachment,
-    candidates: list[SubnetInfo],
+    subnet: SubnetInfo,
     fields: Mapping[str, str],
     owns: Owns,
 ) -> None:
@@ -92,14 +96,14 @@ def _check_addresses(
                 "value is one IPv4 and one IPv6 address, such as 172.17.0.100,fd00:10::100"
             )
         for address in addresses:
-            _check_claim(context, key, address, candidates, owns)
+            _check_claim(context, key, address, subnet, owns)
     selection = attachment.selection
     if selection is not None:
         where = f"ips of {selection.key} in {keys.NETWORKS}"
         for text in selection.ips:
             address = netaddr.IPAddress(text.partition("/")[0])
-            _check_claim(context, where, address, candidates, owns)
-            _check_prefix(where, text, address, candidates)
+            _check_claim(context, where, address, subnet, owns)
+            _check_prefix(where, text, address, subnet)
 
 
 def _address(key: str, text: str) -> netaddr.IPAddress:
@@ -113,13 +117,10 @@ def _address(key: str, text: str) -> netaddr.IPAddress:
 
 
 def _check_claim(
-    context: common.Context, where: str, address: netaddr.IPAddress, candidates: list[SubnetInfo], owns: Owns
+    context: common.Context, where: str, address: netaddr.IPAddress, subnet: SubnetInfo, owns: Owns
 ) -> None:
-    subnet = next((c for c in candidates if c.network_for(address) is not None), None)
-    if subnet is None:
-        raise common.invalid(
-            f"{where} {address} is outside {_describe(candidates)}; choose an address inside it"
-        )
+    if subnet.network_for(address) is None:
+        raise common.invalid(f"{where} {address} is outside {_describe(subnet)}; choose an address inside it")
     reason = subnet.reserved_reason(address)
     if reason:
         raise common.invalid(f"{where} {address} is {reason}; choose another address")
@@ -131,10 +132,10 @@ def _check_claim(
         )
 
 
-def _check_prefix(where: str, text: str, address: netaddr.IPAddress, candidates: list[SubnetInfo]) -> None:
+def _check_prefix(where: str, text: str, address: netaddr.IPAddress, subnet: SubnetInfo) -> None:
     """Multus `ips` carry a prefix length, which must be the Subnet's own (the NIC gets it)."""
     _, slash, prefix = text.partition("/")
-    network = next((n for c in candidates if (n := c.network_for(address)) is not None), None)
+    network = subnet.network_for(address)
     if slash and network is not None and int(prefix) != network.prefixlen:
         raise common.invalid(
             f"{where} {text} has prefix /{prefix}, but its Subnet is {network}; "
@@ -145,7 +146,7 @@ def _check_prefix(where: str, text: str, address: netaddr.IPAddress, candidates:
 def _check_mac(
     context: common.Context,
     attachment: Attachment,
-    candidates: list[SubnetInfo],
+    subnet: SubnetInfo,
     fields: Mapping[str, str],
     owns: Owns,
 ) -> None:
@@ -159,13 +160,12 @@ def _check_mac(
             normal = mac.normalise_mac(text)
         except AllocatorError as error:
             raise common.invalid(f"{where} is not usable: {error}") from None
-        for subnet in candidates:
-            for ip_object in context.view.ip_objects(subnet.name):
-                if _same_mac(ip_object, normal) and not owns(ip_object):
-                    raise common.conflict(
-                        f"MAC {normal} from {where} is held by {common.describe_holder(ip_object)} in "
-                        f"Subnet {subnet.name}; choose another MAC or leave it out to get a random one"
-                    )
+        for ip_object in context.view.ip_objects(subnet.name):
+            if _same_mac(ip_object, normal) and not owns(ip_object):
+                raise common.conflict(
+                    f"MAC {normal} from {where} is held by {common.describe_holder(ip_object)} in "
+                    f"Subnet {subnet.name}; choose another MAC or leave it out to get a random one"
+                )
 
 
 def _same_mac(ip_object: Any, normal: str) -> bool:
@@ -176,7 +176,7 @@ def _same_mac(ip_object: Any, normal: str) -> bool:
 
 
 def _check_pool(
-    context: common.Context, attachment: Attachment, candidates: list[SubnetInfo], fields: Mapping[str, str]
+    context: common.Context, attachment: Attachment, subnet: SubnetInfo, fields: Mapping[str, str]
 ) -> None:
     if keys.IP_POOL not in fields:
         return
@@ -193,17 +193,16 @@ def _check_pool(
                 "like 172.17.0.200,172.17.0.201"
             )
         subnet_name = common.text(common.spec(obj).get("subnet"))
-        if subnet_name not in {c.name for c in candidates}:
+        if subnet_name != subnet.name:
             raise common.invalid(
                 f"IPPool {pool.ippool_name}, named by {key}, belongs to Subnet {subnet_name or '(none)'}, "
-                f"but this attachment draws from {_describe(candidates)}; name a pool of that Subnet"
+                f"but this attachment draws from {_describe(subnet)}; name a pool of that Subnet"
             )
         return
     for entry in pool.entries:
         for text in entry:
             address = netaddr.IPAddress(text)
-            subnet = next((c for c in candidates if c.network_for(address) is not None), None)
-            reason = subnet.reserved_reason(address) if subnet else f"outside {_describe(candidates)}"
+            reason = subnet.reserved_reason(address)
             if reason:
                 raise common.invalid(f"{key} entry {address} is {reason}; list only usable addresses of it")
 
@@ -223,7 +222,7 @@ def pool_size(context: common.Context, value: str) -> int | None:
     return address_set(entries if isinstance(entries, list) else []).size
 
 
-def _check_routes(attachment: Attachment, candidates: list[SubnetInfo], fields: Mapping[str, str]) -> None:
+def _check_routes(attachment: Attachment, subnet: SubnetInfo, fields: Mapping[str, str]) -> None:
     if keys.ROUTES not in fields:
         return
     key = attachment.key(keys.ROUTES)
@@ -232,37 +231,32 @@ def _check_routes(attachment: Attachment, candidates: list[SubnetInfo], fields: 
     except RoutesError as error:
         raise common.invalid(f"{key} is not usable: {error}") from None
     for route in routes:
-        if route.gw is None or _inside(route.gw, candidates):
+        if route.gw is None or subnet.network_for(route.gw) is not None:
             continue
         target = "the default route" if route.is_default else f"the route to {route.dst}"
         raise common.invalid(
-            f"{target} in {key} goes via {route.gw}, outside {_describe(candidates)}; "
+            f"{target} in {key} goes via {route.gw}, outside {_describe(subnet)}; "
             "use a gateway inside the Subnet"
         )
 
 
-def _check_default_route(attachment: Attachment, candidates: list[SubnetInfo]) -> None:
+def _check_default_route(attachment: Attachment, subnet: SubnetInfo) -> None:
     selection = attachment.selection
     if selection is None:
         return
     for text in selection.default_route:
         gateway = netaddr.IPAddress(text)
-        if not _inside(gateway, candidates):
-            same_family = (str(g) for c in candidates for g in c.gateways if g.version == gateway.version)
-            example = next(same_family, "")
+        if subnet.network_for(gateway) is None:
+            example = next((str(g) for g in subnet.gateways if g.version == gateway.version), "")
             hint = f", such as its gateway {example}" if example else ""
             raise common.invalid(
                 f"default-route gateway {gateway} of {selection.key} in {keys.NETWORKS} is outside "
-                f"{_describe(candidates)}; use an address inside it{hint}"
+                f"{_describe(subnet)}; use an address inside it{hint}"
             )
 
 
-def _inside(address: netaddr.IPAddress, candidates: list[SubnetInfo]) -> bool:
-    return any(c.network_for(address) is not None for c in candidates)
-
-
-def _describe(candidates: list[SubnetInfo]) -> str:
-    return " and ".join(f"Subnet {c.name} ({c.cidr_text})" for c in candidates) or "every Subnet"
+def _describe(subnet: SubnetInfo) -> str:
+    return f"Subnet {subnet.name} ({subnet.cidr_text})"
 
 
 def _warn_unused_providers(
@@ -293,7 +287,7 @@ def _check_update(context: common.Context) -> None:
         return
     new = common.string_annotations(common.meta(context.obj))
     old = common.string_annotations(common.meta(context.old))
-    manage_primary = attachments.default_primary_subnet(context) is not None
+    manage_primary = attachments.default_primary_subnet(context.view) is not None
     watched = allocation_keys(new, manage_primary=manage_primary) | allocation_keys(
         old, manage_primary=manage_primary
     )

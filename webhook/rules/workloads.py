@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from allocator import annotations as keys
+from webhook.attachments import Attachment
 from webhook.rules import common, pods
-from webhook.rules.attachments import Attachment
 
 KINDS = (
     ("apps", "Deployment"),

@@ -197,7 +197,9 @@ def test_nad_not_using_kube_ovn_is_skipped(world):
 
 def test_missing_nad_is_refused(world):
     verdict = mutate.review(request({"k8s.v1.cni.cncf.io/networks": "default/nope"}), store=world.store)
-    assert not verdict.allowed and "default/nope does not exist" in verdict.message
+    assert not verdict.allowed
+    assert verdict.message == ("NetworkAttachmentDefinition default/nope, named in "
+                               "k8s.v1.cni.cncf.io/networks, does not exist; create it first or correct the name")
 
 
 def test_no_subnet_for_the_provider_is_refused(world):
@@ -215,7 +217,9 @@ def test_namespace_restricted_subnet_refuses_other_namespaces(world):
                                       namespaces=["default"]))
     verdict = mutate.review(request({"k8s.v1.cni.cncf.io/networks": "default/macvlan"}, namespace="team"),
                             store=world.store)
-    assert not verdict.allowed and "reserved for namespaces default" in verdict.message
+    assert not verdict.allowed
+    assert verdict.message == ("every Subnet with provider macvlan.default is reserved for other namespaces "
+                               "(macvlan for default); add team to the spec.namespaces of one")
     assert world.api.ips == {}
 
 

@@ -91,7 +91,8 @@ def test_no_subnet_for_the_provider_is_refused_saying_what_to_create() -> None:
     assert not verdict.allowed
     assert verdict.message == (
         "no Subnet has provider macvlan.default, which NetworkAttachmentDefinition default/macvlan uses; "
-        "create one with spec.provider: macvlan.default"
+        "create one with spec.provider: macvlan.default, or name a Subnet in "
+        "macvlan.default.kubernetes.io/logical_switch"
     )
 
 
