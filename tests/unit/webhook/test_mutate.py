@@ -198,8 +198,10 @@ def test_nad_not_using_kube_ovn_is_skipped(world):
 def test_missing_nad_is_refused(world):
     verdict = mutate.review(request({"k8s.v1.cni.cncf.io/networks": "default/nope"}), store=world.store)
     assert not verdict.allowed
-    assert verdict.message == ("NetworkAttachmentDefinition default/nope, named in "
-                               "k8s.v1.cni.cncf.io/networks, does not exist; create it first or correct the name")
+    assert verdict.message == (
+        "NetworkAttachmentDefinition default/nope, named in k8s.v1.cni.cncf.io/networks, does not exist; "
+        "create it first or correct the name"
+    )
 
 
 def test_no_subnet_for_the_provider_is_refused(world):
