@@ -1,9 +1,10 @@
 """The leader's chores: bind reservations to pods, release what pods no longer need, keep Subnet status.
 
 Every webhook process runs a `Lifecycle`; a `coordination.k8s.io` Lease makes exactly one of them
-act. Releases are deletes guarded by the object's resourceVersion, and an absence seen in the
-cache is confirmed by a live read, so a late release can never take an address from a pod that
-was just given it (a recreated StatefulSet pod relabels its objects first, which moves the version).
+act. Each pass decides from the cache (`webhook.decisions`, pure) and then acts: releases are
+deletes guarded by the resourceVersion decided on, made only once the same rules agree on live
+reads, so a late release can never take an address from a pod that was just given it (a recreated
+StatefulSet pod relabels its objects first, which moves the version).
 """
 
 from __future__ import annotations
@@ -16,15 +17,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from allocator import pools
-from webhook import metrics, objects
+from webhook import decisions, metrics, objects
 from webhook.cache import Object
-from webhook.kubeapi import AlreadyExists, ApiError, Conflict, NotFound
-from webhook.store import (  # noqa: F401 (GRACE_ENV, DEFAULT_GRACE, grace_from_env: re-exported)
+from webhook.kubeapi import AlreadyExists, Api, ApiError, Conflict, NotFound
+from webhook.store import (  # noqa: F401 (GRACE_*, DEFAULT_GRACE, grace_from_env: re-exported)
     DEFAULT_GRACE,
     GRACE_ANNOTATION,
     GRACE_ENV,
-    RESERVED_AT_ANNOTATION,
     Store,
     address_of,
     grace_from_env,
@@ -49,6 +48,15 @@ class Pass:
     bound: int = 0
     released: int = 0
     kept: int = 0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A planned decision and what was done: itself, what live reads turned it into (a release
+    whose pod turned up is a bind), or None when the object was kept."""
+
+    planned: decisions.Decision
+    done: decisions.Decision | None
 
 
 class Lifecycle:
@@ -85,7 +93,6 @@ class Lifecycle:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pass_pods: dict[str, Object] | None = None
         store.cache.subscribe(objects.PODS, self._on_pod)
 
     # ---- running ----------------------------------------------------------------------------
@@ -199,131 +206,63 @@ class Lifecycle:
 
     @metrics.timed_gc_pass
     def reconcile(self) -> Pass:
-        """One pass over every cached IP object."""
-        result = Pass()
-        self._pass_pods = None
-        for ip in self.store.ip_objects():
-            try:
-                verdict = self._one(ip)
-            except _Unsure as error:
-                log.warning("kept %s for now: %s", ip["metadata"]["name"], error)
-                verdict = "kept"
-            setattr(result, verdict, getattr(result, verdict) + 1)
-        return result
+        """One pass over every cached IP object: decide, then act."""
+        ips = self.store.ip_objects()
+        outcomes = self.act(self.decide(ips))
+        bound = sum(isinstance(o.done, decisions.Bind) for o in outcomes)
+        released = sum(isinstance(o.done, decisions.Release) for o in outcomes)
+        return Pass(bound=bound, released=released, kept=len(ips) - bound - released)
 
-    def _one(self, ip: Object) -> str:
-        spec = ip.get("spec") or {}
-        if spec.get("podType") == "StatefulSet" and spec.get("podName"):
-            return self._statefulset(ip)
-        if spec.get("podUID"):
-            return self._bound(ip)
-        return self._unbound(ip)
+    def decide(self, ips: list[Object] | None = None) -> list[decisions.Decision]:
+        """What the cache calls for now (`ips`: the cached IP objects unless given); writes nothing."""
+        return decisions.decide(
+            self.store.ip_objects() if ips is None else ips, self.store,
+            now=self.clock(), grace=self.grace_override, default_grace=self.grace,
+        )
 
-    def _unbound(self, ip: Object) -> str:
-        """A reservation not yet tied to a pod: bind it, wait, or release it after the grace period."""
-        token = token_of(ip)
-        pod = self.store.pod_for_token(token) if token else None
-        if pod is not None and not _terminated(pod):
-            return self._bind(ip, pod)
-        if not self._unbound_expired(ip):
-            return "kept"
-        spec = ip.get("spec") or {}
-        if spec.get("podName"):
-            pod = self._read(objects.PODS, spec["podName"], spec.get("namespace", ""))
-        else:
-            pod = self._live_pod_with(token)
-        if pod is not None and token_of(pod) == token and not _terminated(pod):
-            return self._bind(ip, pod)
-        return self._release(ip, "its pod never came to exist")
+    def act(self, planned: list[decisions.Decision]) -> list[Outcome]:
+        """Carry out `planned`: binds as decided; each release only once live reads agree."""
+        live = _LiveFacts(self.api)  # one live pod list at most per call, shared by its releases
+        return [self._act_one(decision, live) for decision in planned]
 
-    def _live_pod_with(self, token: str) -> Object | None:
-        """The pod carrying `token`, from one live list per pass (generateName pods cannot be read)."""
-        if self._pass_pods is None:
-            try:
-                self._pass_pods = {token_of(p): p for p in self.api.list(objects.PODS) if token_of(p)}
-            except ApiError as error:
-                raise _Unsure(str(error)) from None
-        return self._pass_pods.get(token)
-
-    def _bound(self, ip: Object) -> str:
-        """A pod's address: released once the pod is gone (UID changed) or has finished for good."""
-        spec = ip.get("spec") or {}
-        namespace, name = spec.get("namespace", ""), spec.get("podName", "")
-        pod = self.store.pod(namespace, name)
-        if pod is None or _uid(pod) != spec.get("podUID"):
-            pod = self._read(objects.PODS, name, namespace)  # confirm: the cache may lag
-        if pod is None or _uid(pod) != spec.get("podUID"):
-            return self._release(ip, "its pod is gone")
-        if _terminated(pod):
-            return self._release(ip, f"its pod has {pod['status']['phase'].lower()} for good")
-        return "kept"
-
-    def _statefulset(self, ip: Object) -> str:
-        """StatefulSet pods keep addresses while the set exists (same UID) and ordinal < replicas."""
-        spec = ip.get("spec") or {}
-        namespace, name = spec.get("namespace", ""), spec["podName"]
-        ordinal = pools.statefulset_ordinal(name)
-        owner = name.rpartition("-")[0]
-        if self._keeps(self.store.statefulset(namespace, owner), spec, ordinal):
-            pod = self.store.pod(namespace, name)
-            if pod is not None and token_of(pod) == token_of(ip) and _uid(pod) != spec.get("podUID"):
-                return self._bind(ip, pod)
-            return "kept"
-        if self._keeps(self._read(objects.STATEFULSETS, owner, namespace), spec, ordinal):
-            return "kept"
-        return self._release(ip, f"StatefulSet {namespace}/{owner} no longer has a pod {name}")
-
-    @staticmethod
-    def _keeps(statefulset: Object | None, spec: Object, ordinal: int | None) -> bool:
-        if statefulset is None or ordinal is None:
-            return False
-        if spec.get("ownerUID") and _uid(statefulset) != spec["ownerUID"]:
-            return False
-        replicas = (statefulset.get("spec") or {}).get("replicas", 1)
-        return ordinal < replicas
-
-    def _unbound_expired(self, ip: Object) -> bool:
-        meta = ip.get("metadata") or {}
-        stamp = (meta.get("annotations") or {}).get(RESERVED_AT_ANNOTATION)
+    def _act_one(self, planned: decisions.Decision, live: _LiveFacts) -> Outcome:
+        ip = self.store.ip_object(planned.ip_name)
+        if ip is None or ip["metadata"].get("resourceVersion", "") != planned.resource_version:
+            return Outcome(planned, None)  # changed since it was decided: the next pass decides again
+        decision: decisions.Decision | None = planned
         try:
-            reserved = float(stamp) if stamp else _parse_time(meta.get("creationTimestamp", ""))
-        except ValueError:
-            reserved = 0.0
-        grace = self.grace_override
-        if grace is None:
-            try:
-                grace = float((meta.get("annotations") or {}).get(GRACE_ANNOTATION) or self.grace)
-            except ValueError:
-                grace = self.grace
-        return self.clock() - reserved > grace
+            if isinstance(planned, decisions.Release):
+                # The cache may lag: the same rules on live reads must agree (or find the pod).
+                decision = decisions.decide_one(ip, live, now=self.clock(), grace=self.grace_override,
+                                                default_grace=self.grace)
+        except _Unsure as error:
+            log.warning("kept %s for now: %s", planned.ip_name, error)
+            return Outcome(planned, None)
+        if isinstance(decision, decisions.Release):
+            return Outcome(planned, decision if self._release(ip, decision.reason) else None)
+        if isinstance(decision, decisions.Bind):
+            return Outcome(planned, decision if self._bind(ip, decision) else None)
+        return Outcome(planned, None)
 
-    def _bind(self, ip: Object, pod: Object) -> str:
-        meta = pod.get("metadata") or {}
+    def _bind(self, ip: Object, bind: decisions.Bind) -> bool:
         patch = {
             "metadata": {"resourceVersion": ip["metadata"].get("resourceVersion")},
-            "spec": {"podName": meta.get("name", ""), "podUID": meta.get("uid", "")},
+            "spec": {"podName": bind.pod_name, "podUID": bind.pod_uid},
         }
         try:
             updated = self.api.patch_ip(ip["metadata"]["name"], patch)
         except (Conflict, NotFound):
-            return "kept"  # changed meanwhile; the next pass sees the new state
+            return False  # changed meanwhile; the next pass sees the new state
         self.store.cache.put(objects.IPS, updated)
-        return "bound"
+        return True
 
-    def _release(self, ip: Object, why: str) -> str:
+    def _release(self, ip: Object, why: str) -> bool:
         meta = ip["metadata"]
-        if self.store.delete(meta["name"], resource_version=meta.get("resourceVersion")):
-            log.info("released %s (%s): %s", address_of(ip), meta["name"], why)
-            metrics.RELEASES.labels(metrics.release_reason(why)).inc()
-            return "released"
-        return "kept"
-
-    def _read(self, kind: str, name: str, namespace: str) -> Object | None:
-        """A live read; an API failure raises `_Unsure`, so nothing is released on a guess."""
-        try:
-            return self.api.read(kind, name, namespace)
-        except ApiError as error:
-            raise _Unsure(str(error)) from None
+        if not self.store.delete(meta["name"], resource_version=meta.get("resourceVersion")):
+            return False
+        log.info("released %s (%s): %s", address_of(ip), meta["name"], why)
+        metrics.RELEASES.labels(metrics.release_reason(why)).inc()
+        return True
 
     # ---- Subnet status ----------------------------------------------------------------------
 
@@ -355,23 +294,34 @@ class Lifecycle:
         return written
 
 
-def _uid(obj: Object) -> str:
-    return (obj.get("metadata") or {}).get("uid", "")
+class _LiveFacts:
+    """`decisions.Facts` from live reads; an API failure raises `_Unsure`, so nothing is released
+    on a guess. Pods found by token come from one live list (generateName pods cannot be read)."""
 
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self._by_token: dict[str, Object] | None = None
 
-def _terminated(pod: Object) -> bool:
-    """Succeeded, or Failed with restartPolicy Never: the pod will not run again."""
-    phase = (pod.get("status") or {}).get("phase")
-    if phase == "Succeeded":
-        return True
-    return phase == "Failed" and (pod.get("spec") or {}).get("restartPolicy") == "Never"
+    def pod(self, namespace: str, name: str) -> Object | None:
+        return self._read(objects.PODS, name, namespace)
+
+    def statefulset(self, namespace: str, name: str) -> Object | None:
+        return self._read(objects.STATEFULSETS, name, namespace)
+
+    def pod_for_token(self, token: str) -> Object | None:
+        if self._by_token is None:
+            try:
+                self._by_token = {token_of(p): p for p in self.api.list(objects.PODS) if token_of(p)}
+            except ApiError as error:
+                raise _Unsure(str(error)) from None
+        return self._by_token.get(token)
+
+    def _read(self, kind: str, name: str, namespace: str) -> Object | None:
+        try:
+            return self.api.read(kind, name, namespace)
+        except ApiError as error:
+            raise _Unsure(str(error)) from None
 
 
 def _micro_time(now: float) -> str:
     return dt.datetime.fromtimestamp(now, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _parse_time(text: str) -> float:
-    if not text:
-        return 0.0
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()

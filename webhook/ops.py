@@ -1,9 +1,8 @@
 """The operator's questions (`status`, `who-has`, `gc`), answered the way the webhook answers them.
 
 One list of each kind fills an `ObjectCache` and a `Store` over it, so usage comes from the same
-allocator state the webhook allocates from, and `gc` decides with the Lifecycle's own rules (a
-subclass records each decision instead of, or before, acting on it). No watches: a CLI run is a
-snapshot.
+allocator state the webhook allocates from, and `gc` runs the Lifecycle's own decide step
+(`--dry-run` stops there) and act step. No watches: a CLI run is a snapshot.
 """
 
 from __future__ import annotations
@@ -253,36 +252,28 @@ class Decision:
 
 
 def collect_garbage(store: Any, *, dry_run: bool, grace: float | None = None) -> list[Decision]:
-    """One Lifecycle pass over every IP object; with `dry_run`, decisions only, nothing written."""
-    from webhook.lifecycle import Lifecycle
+    """One Lifecycle pass over every IP object: its decisions, carried out unless `dry_run`."""
+    from webhook.lifecycle import Lifecycle, Outcome
+
+    lifecycle = Lifecycle(store=store, identity="multinic-ipam-gc", grace=grace)
+    ips = {ip["metadata"]["name"]: ip for ip in store.ip_objects()}  # act deletes released ones
+    planned = lifecycle.decide(list(ips.values()))
+    outcomes = [Outcome(d, None) for d in planned] if dry_run else lifecycle.act(planned)
+    return [_row(ips[o.planned.ip_name], o.done or o.planned, done=o.done is not None) for o in outcomes]
+
+
+def _row(ip: Object, decision: Any, *, done: bool) -> Decision:
+    """A `Decision` row for `decision` (a `webhook.decisions` Release or Bind) on `ip`."""
+    from webhook.decisions import Bind
     from webhook.store import address_of, holder_text
 
-    class RecordingLifecycle(Lifecycle):
-        """The Lifecycle's decisions, recorded; acted on only when not a dry run."""
-
-        decisions: list[Decision]
-
-        def _release(self, ip: Object, why: str) -> str:
-            done = False if dry_run else super()._release(ip, why) == "released"
-            self.decisions.append(_decision("release", ip, why, done))
-            return "released" if dry_run or done else "kept"
-
-        def _bind(self, ip: Object, pod: Object) -> str:
-            meta = pod.get("metadata") or {}
-            why = f"its pod {meta.get('namespace', '')}/{meta.get('name', '')} exists now"
-            done = False if dry_run else super()._bind(ip, pod) == "bound"
-            self.decisions.append(_decision("bind", ip, why, done))
-            return "bound" if dry_run or done else "kept"
-
-    def _decision(action: str, ip: Object, why: str, done: bool) -> Decision:
-        spec = ip.get("spec") or {}
-        return Decision(action, ip["metadata"]["name"], address_of(ip), spec.get("subnet", ""),
-                        holder_text(ip).removeprefix("pod "), why, done)
-
-    lifecycle = RecordingLifecycle(store=store, identity="multinic-ipam-gc", grace=grace)
-    lifecycle.decisions = []
-    lifecycle.reconcile()
-    return lifecycle.decisions
+    spec = ip.get("spec") or {}
+    if isinstance(decision, Bind):
+        action, why = "bind", f"its pod {spec.get('namespace', '')}/{decision.pod_name} exists now"
+    else:
+        action, why = "release", decision.reason
+    return Decision(action, decision.ip_name, address_of(ip), spec.get("subnet", ""),
+                    holder_text(ip).removeprefix("pod "), why, done)
 
 
 # -- tables -------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.unit.webhook.world import World
-from webhook import lifecycle, objects
+from webhook import lifecycle, objects, ops
 from webhook.store import Claim, PodIdentity
 
 MACVLAN = Claim(subnet="macvlan", provider="macvlan.default", interface="net1")
@@ -37,6 +37,15 @@ def create_pod(world: World, who: PodIdentity, *, phase: str = "Running", restar
         meta["uid"] = uid
     return world.add(objects.PODS, {"metadata": meta, "spec": {"restartPolicy": restart},
                                     "status": {"phase": phase}})
+
+
+def pod_the_informer_has_not_seen(world: World, token: str) -> None:
+    """A generateName pod web-x1 (uid u-x1) carrying `token`, in the API server but not the cache."""
+    world.api.objects[(objects.PODS, "default", "web-x1")] = {
+        "metadata": {"name": "web-x1", "namespace": "default", "uid": "u-x1",
+                     "annotations": {objects.RESERVATION_ANNOTATION: token}},
+        "status": {"phase": "Pending"},
+    }
 
 
 def test_only_one_replica_leads_and_a_stopped_leader_hands_over(world):
@@ -129,11 +138,7 @@ def test_reservation_whose_pod_never_came_is_released_after_the_grace_period(wor
 def test_generate_name_reservation_found_by_a_live_list_is_bound_not_released(world):
     cycle = leader(world, grace=30)
     who, name = admit(world, "")
-    world.api.objects[(objects.PODS, "default", "web-x1")] = {
-        "metadata": {"name": "web-x1", "namespace": "default", "uid": "u-x1",
-                     "annotations": {objects.RESERVATION_ANNOTATION: who.token}},
-        "status": {"phase": "Pending"},
-    }  # exists, but the informer has not seen it
+    pod_the_informer_has_not_seen(world, who.token)
     world.now += 31
     assert cycle.reconcile().bound == 1
     assert world.api.ips[name]["spec"]["podUID"] == "u-x1"
@@ -214,3 +219,55 @@ def test_each_reservation_carries_the_grace_period_of_the_process_that_made_it(w
     world.now += 6
     assert cycle.reconcile().released == 1
     assert short not in world.api.ips and long in world.api.ips
+
+
+def test_decide_writes_nothing_and_act_carries_it_out(world):
+    cycle = leader(world)
+    who, name = admit(world, "a")
+    create_pod(world, who)
+    cycle.reconcile()
+    world.api.remove(objects.PODS, "default", "a")
+    planned = cycle.decide()
+    assert [(type(d).__name__, d.ip_name, d.reason) for d in planned] == [
+        ("Release", name, "its pod is gone")]
+    assert name in world.api.ips
+    [outcome] = cycle.act(planned)
+    assert outcome.done == planned[0] and name not in world.api.ips
+
+
+def test_act_skips_a_decision_made_on_an_older_version(world):
+    cycle = leader(world)
+    _, name = admit(world, "web-1", owner_kind="StatefulSet", owner_uid="gone")
+    planned = cycle.decide()
+    assert len(planned) == 1
+    world.api.patch_ip(name, {"metadata": {"labels": {objects.LABEL_RESERVATION: "newer"}}})
+    [outcome] = cycle.act(planned)
+    assert outcome.done is None and name in world.api.ips
+
+
+def test_a_release_becomes_a_bind_when_live_reads_find_the_pod(world):
+    cycle = leader(world, grace=30)
+    who, name = admit(world, "")
+    pod_the_informer_has_not_seen(world, who.token)
+    world.now += 31
+    [planned] = cycle.decide()
+    assert planned.reason == "its pod never came to exist"
+    [outcome] = cycle.act([planned])
+    assert outcome.planned == planned
+    assert (outcome.done.pod_name, outcome.done.pod_uid) == ("web-x1", "u-x1")
+    assert world.api.ips[name]["spec"]["podUID"] == "u-x1"
+
+
+def test_gc_dry_run_reports_reasons_and_gc_acts(world):
+    who, gone = admit(world, "a")
+    create_pod(world, who)
+    leader(world).reconcile()
+    world.api.remove(objects.PODS, "default", "a")
+    _, never = admit(world, "never")
+    dry = ops.collect_garbage(world.store, dry_run=True, grace=0)
+    assert {(d.ip_object, d.action, d.reason, d.done) for d in dry} == {
+        (gone, "release", "its pod is gone", False), (never, "release", "its pod never came to exist", False)}
+    assert gone in world.api.ips and never in world.api.ips
+    real = ops.collect_garbage(world.store, dry_run=False, grace=0)
+    assert {(d.ip_object, d.done) for d in real} == {(gone, True), (never, True)}
+    assert world.api.ips == {}

@@ -1,0 +1,95 @@
+"""decisions.decide: the Lifecycle's rules as a pure function of IP objects, pods, StatefulSets and time."""
+
+from __future__ import annotations
+
+import pytest
+
+from webhook import decisions, objects
+from webhook.decisions import Bind, Release, Snapshot
+from webhook.store import GRACE_ANNOTATION, RESERVED_AT_ANNOTATION
+
+NOW = 1_000_000.0
+GRACE = 60.0
+
+
+def ip(name: str = "web", *, uid: str = "", token: str = "t1", age: float = 0.0, sts: str = "",
+       annotations: dict | None = None, generate: bool = False) -> dict:
+    """An IP object for pod default/`name`, reserved `age` seconds before NOW."""
+    spec = {"subnet": "macvlan", "namespace": "default", "podName": "" if generate else name,
+            "podUID": uid, "ipAddress": "172.17.0.11"}
+    if sts:
+        spec.update(podType="StatefulSet", ownerUID=sts)
+    meta = {"name": f"macvlan.{name}", "resourceVersion": "7",
+            "labels": {objects.LABEL_RESERVATION: token},
+            "annotations": {RESERVED_AT_ANNOTATION: str(NOW - age), **(annotations or {})}}
+    return {"metadata": meta, "spec": spec}
+
+
+def pod(name: str = "web", *, uid: str = "u1", token: str = "t1", phase: str = "Running",
+        restart: str = "Always") -> dict:
+    return {"metadata": {"name": name, "namespace": "default", "uid": uid,
+                         "annotations": {objects.RESERVATION_ANNOTATION: token}},
+            "spec": {"restartPolicy": restart}, "status": {"phase": phase}}
+
+
+def statefulset(replicas: int, uid: str = "sts-1") -> dict:
+    return {"metadata": {"name": "web", "namespace": "default", "uid": uid}, "spec": {"replicas": replicas}}
+
+
+GONE = "its pod is gone"
+NEVER = "its pod never came to exist"
+SCALED = "StatefulSet default/web no longer has a pod web-1"
+
+CASES = [
+    # (case id, IP object, pods, StatefulSets, expected decision or None to keep)
+    ("bound, pod running", ip(uid="u1"), [pod()], [], None),
+    ("bound, pod gone", ip(uid="u1"), [], [], Release("macvlan.web", GONE, "7")),
+    ("bound, same name new uid", ip(uid="u1"), [pod(uid="u2", token="t2")], [],
+     Release("macvlan.web", GONE, "7")),
+    ("bound, Succeeded", ip(uid="u1"), [pod(phase="Succeeded")], [],
+     Release("macvlan.web", "its pod has succeeded for good", "7")),
+    ("bound, Failed + Never", ip(uid="u1"), [pod(phase="Failed", restart="Never")], [],
+     Release("macvlan.web", "its pod has failed for good", "7")),
+    ("bound, Failed + OnFailure", ip(uid="u1"), [pod(phase="Failed", restart="OnFailure")], [], None),
+    ("bound, Running + Never", ip(uid="u1"), [pod(restart="Never")], [], None),
+    ("sts kept", ip("web-1", uid="u1", sts="sts-1", age=10_000), [], [statefulset(2)], None),
+    ("sts scaled down", ip("web-1", uid="u1", sts="sts-1"), [], [statefulset(1)],
+     Release("macvlan.web-1", SCALED, "7")),
+    ("sts deleted", ip("web-1", uid="u1", sts="sts-1"), [], [], Release("macvlan.web-1", SCALED, "7")),
+    ("sts deleted and recreated", ip("web-1", uid="u1", sts="sts-1"), [], [statefulset(2, uid="sts-2")],
+     Release("macvlan.web-1", SCALED, "7")),
+    ("sts pod recreated", ip("web-1", uid="u1", sts="sts-1"), [pod("web-1", uid="u9")], [statefulset(2)],
+     Bind("macvlan.web-1", "web-1", "u9", "7")),
+    ("unbound, within grace", ip(age=GRACE - 1), [], [], None),
+    ("unbound, after grace", ip(age=GRACE + 1), [], [], Release("macvlan.web", NEVER, "7")),
+    ("unbound, pod exists", ip(age=GRACE + 1), [pod()], [], Bind("macvlan.web", "web", "u1", "7")),
+    ("unbound, generateName pod by token", ip(generate=True), [pod("web-x1", uid="ux")], [],
+     Bind("macvlan.web", "web-x1", "ux", "7")),
+    ("unbound, same name other token", ip(age=GRACE + 1), [pod(token="t2")], [],
+     Release("macvlan.web", NEVER, "7")),
+    ("unbound, pod finished", ip(age=GRACE + 1), [pod(phase="Succeeded")], [],
+     Release("macvlan.web", NEVER, "7")),
+    ("unbound, its own shorter grace", ip(age=10, annotations={GRACE_ANNOTATION: "5"}), [], [],
+     Release("macvlan.web", NEVER, "7")),
+]
+
+
+@pytest.mark.parametrize(("ip_object", "pods", "sets", "expected"), [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_decide(ip_object: dict, pods: list, sets: list, expected: decisions.Decision | None) -> None:
+    found = decisions.decide([ip_object], Snapshot(pods, sets), now=NOW, default_grace=GRACE)
+    assert found == ([] if expected is None else [expected])
+
+
+def test_a_grace_override_beats_the_reservations_own() -> None:
+    young = ip(age=10, annotations={GRACE_ANNOTATION: "5"})
+    assert decisions.decide([young], Snapshot(), now=NOW, grace=30) == []
+    later = decisions.decide([young], Snapshot(), now=NOW + 21, grace=30)
+    assert later == [Release("macvlan.web", NEVER, "7")]
+
+
+def test_decide_keeps_order_and_leaves_out_kept_objects() -> None:
+    ips = [ip("a", uid="ua"), ip("b", uid="ub"), ip("c", uid="uc")]
+    found = decisions.decide(ips, Snapshot([pod("b", uid="ub", token="tb")]), now=NOW)
+    assert [d.ip_name for d in found] == ["macvlan.a", "macvlan.c"]
+
