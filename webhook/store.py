@@ -399,6 +399,12 @@ class Store(ClusterView):
     def _check_fixed_holders(self, state: _SubnetState, pod: PodIdentity, claim: Claim) -> set[str]:
         """Refuse fixed addresses held by other pods (outside the subnet lock: this may read live);
         return those held for this very pod name by a gone pod, which pass to it."""
+        bad = next((a for a in claim.fixed if not _is_address(a)), None)
+        if bad is not None:  # unchecked user text; ipaddress's ValueError here was a 500
+            raise errors.InvalidAddress(
+                f"fixed address {bad!r} for subnet {claim.subnet} is not an IP address; write one like "
+                '172.17.0.100 (or "IPv4,IPv6" for dual stack)'
+            )
         families = [ipaddress.ip_address(a).version for a in claim.fixed]
         if len(set(families)) != len(families):
             raise errors.InvalidAddress(
@@ -846,3 +852,11 @@ def _expand(ranges: list[str], limit: int = 65536) -> Iterator[str]:
             yield str(ipaddress.ip_address(current) if first.version == 4 else ipaddress.IPv6Address(current))
             current += 1
             count += 1
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
