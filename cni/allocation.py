@@ -95,19 +95,21 @@ def default_route_request(pod_annotations: Mapping[str, str],
         raise UnusableAnnotationError(f"pod {request.pod}: {exc}") from None
     candidates = [(index, selection) for index, selection in enumerate(selections, start=1)
                   if f"{selection.name}.{selection.namespace}" == base]
-    if len(candidates) > 1:  # the same NAD twice: Multus names unnamed ones net<position>
-        candidates = [(i, s) for i, s in candidates if (s.interface or f"net{i}") == request.ifname]
-    if candidates and candidates[0][1].default_route:
-        gateways = [netaddr.IPAddress(gw) for gw in candidates[0][1].default_route]
-        return True, {gw.version: gw for gw in gateways}
     main = pod_annotations.get(annotations.DEFAULT_NETWORK, "")
-    if main and (request.ifname == PRIMARY_IFNAME or not candidates):
+    is_main = False
+    if main:
         try:
             selection = networks.parse_default_network(main)
         except ParseError as exc:
             raise UnusableAnnotationError(f"pod {request.pod}: {exc}") from None
-        if f"{selection.name}.{selection.namespace}" == base:
-            return True, {}
+        is_main = f"{selection.name}.{selection.namespace}" == base
+    if len(candidates) + is_main > 1:  # one NAD on several NICs (eth0 too): told apart by interface
+        candidates = [(i, s) for i, s in candidates if (s.interface or f"net{i}") == request.ifname]
+    if candidates and candidates[0][1].default_route:
+        gateways = [netaddr.IPAddress(gw) for gw in candidates[0][1].default_route]
+        return True, {gw.version: gw for gw in gateways}
+    if is_main and (request.ifname == PRIMARY_IFNAME or not candidates):
+        return True, {}
     return False, {}
 
 

@@ -213,3 +213,43 @@ def test_interfaces_are_named_by_position_among_all_networks() -> None:
         ("net2", "macvlan.default.net2", False, True),
         ("x", "macvlan.default.x", False, True),
     ]
+
+
+DAEMON_CASES = [
+    ("same-nad-twice", {NETWORKS: "macvlan@a,macvlan"}),
+    ("main-nic-and-a-second-nic-of-one-nad", {DEFAULT_NETWORK: "default/macvlan", NETWORKS: "macvlan"}),
+    ("default-route-on-one-of-two",
+     {NETWORKS: json.dumps([{"name": "macvlan"}, {"name": "macvlan", "default-route": ["172.17.0.1"]}])}),
+    ("default-route-on-the-second-nic-of-the-main-nad",
+     {DEFAULT_NETWORK: "default/macvlan",
+      NETWORKS: json.dumps([{"name": "macvlan", "interface": "m", "default-route": ["172.17.0.254"]}])}),
+    ("primary-and-two-nads", {NETWORKS: "macvlan,attachnet"}),
+]
+
+
+@pytest.mark.parametrize("notes", [n for _, n in DAEMON_CASES], ids=[i for i, _ in DAEMON_CASES])
+def test_the_node_daemon_finds_each_attachment_under_the_key_mutation_wrote(notes: dict[str, str]) -> None:
+    """`cni.allocation` looks up `<provider>.<ifname>` then `<provider>`, and picks the selection
+    that carries a default route by the same interface naming: each NIC gets its own address, and
+    a default route exactly when its own selection (or the default network) asks for one."""
+    from cni import allocation
+
+    cluster = (MACVLAN_NAD, ATTACHNET_NAD, MACVLAN_SUBNET, ATTACHNET_SUBNET, DEFAULT_OVN)
+    world = _mutate_world(Case("", cluster, notes))
+    obj = pod(notes)
+    mutated = mutate.review(rules_world.request(obj), store=world.store)
+    patched = _patched(obj, mutated)
+    found = attachments.resolve(world.store, notes, "default")
+    assert len(found) >= 2
+    for attachment in found:
+        request = allocation.Request("default", "p", attachment.provider, attachment.interface)
+        answer = allocation.answer(patched, request)
+        written = patched["metadata"]["annotations"][attachment.key(keys.IP_ADDRESS)]
+        assert [ip["address"].partition("/")[0] for ip in answer["ips"]] == [written]
+        selection = attachment.selection
+        asked = bool(selection and selection.default_route)
+        wants_default = (attachment.main and selection is not None) or asked
+        assert answer["default_route"] is wants_default, attachment
+        if wants_default and selection is not None:
+            expected = selection.default_route[0] if selection.default_route else "172.17.0.1"
+            assert answer["ips"][0].get("gateway") == expected, attachment
