@@ -24,6 +24,7 @@ from webhook import objects
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 EXAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "examples"
 DENIED = 'admission webhook "validate.multinic-ipam.io" denied the request: '
+MUTATE_DENIED = 'admission webhook "mutate.multinic-ipam.io" denied the request: '
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
 DEFAULT_NETWORK = "v1.multus-cni.io/default-network"
 SOCKET = "/run/openvswitch/kube-ovn-daemon.sock"
@@ -50,11 +51,11 @@ def _until(
         time.sleep(0.3)
 
 
-def refused(kubectl: Kubectl, obj: dict[str, Any] | str, expected: str, *args: str) -> str:
-    """`kubectl apply --dry-run=server` until our validating webhook refuses with `expected`."""
+def refused(kubectl: Kubectl, obj: dict[str, Any] | str, expected: str, *args: str, by: str = DENIED) -> str:
+    """`kubectl apply --dry-run=server` until our validating webhook (or `by`) refuses with `expected`."""
     result = _until(
         lambda: kubectl("apply", "--dry-run=server", *args, "-f", "-", input=_manifest(obj), check=False),
-        lambda r: r.returncode != 0 and DENIED in r.stderr and expected in r.stderr,
+        lambda r: r.returncode != 0 and by in r.stderr and expected in r.stderr,
         f"refusal containing {expected!r}",
     )
     return result.stderr
@@ -415,11 +416,12 @@ def test_pod_rules(net: Net, kubectl: Kubectl) -> None:
     )
     ovn = f"{net.subnet}-ovn"
     allowed(kubectl, subnet(ovn, provider="ovn", cidrBlock="10.81.0.0/24"))
-    refused(
+    refused(  # the attachment resolver refuses it, so the mutating webhook, which runs first, does
         kubectl,
         pod("main", ns, {DEFAULT_NETWORK: f"{ns}/e2e", net.key("logical_switch"): ovn}),
         f"the main NIC from NetworkAttachmentDefinition {ns}/e2e cannot take its address from Subnet "
         f"{ovn}, whose provider is ovn (the guide: unsupported)",
+        by=MUTATE_DENIED,
     )
     # the good twins: routes via a gateway inside the Subnet (dst with host bits, as in the guide),
     # and the same ovn Subnet for a second NIC
