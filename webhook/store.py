@@ -806,6 +806,9 @@ class Store(ClusterView):
     # ---- messages -----------------------------------------------------------------------------
 
     def _pool_exhausted(self, claim: Claim) -> str:
+        if self.ippool(claim.ippool) is None:  # not "no free address": there is no pool at all
+            return (f"IPPool {claim.ippool}, named by ip_pool, does not exist; create it or list addresses "
+                    "like 172.17.0.200,172.17.0.201")
         return (f"IPPool {claim.ippool} of subnet {claim.subnet} has no free address left; "
                 "add addresses to the pool or free some")
 

@@ -429,7 +429,7 @@ def test_pod_create_bad_twins(net: Net, kubectl: Kubectl) -> None:
             f"{net.key('ip_pool')} entry 10.76.0.5 is outside Subnet {sn} "
             f"({CIDR}); list only usable addresses of it",
         ),
-        (net.on(ip_pool="nosuch-pool"), "IPPool nosuch-pool"),
+        (net.on(ip_pool="nosuch-pool"), "IPPool nosuch-pool, named by "),
         (
             net.on(routes="not-json"),
             f'{net.key("routes")} is not usable: the routes annotation "not-json" is '
