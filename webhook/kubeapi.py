@@ -41,6 +41,14 @@ class Conflict(ApiError):  # noqa: N818 (named like the API status reason)
     """409 on update or delete: the object changed since it was read (resourceVersion or UID)."""
 
 
+class Unreachable(ApiError):  # noqa: N818 (a condition, like the others)
+    """No answer: the connection failed, or broke before the answer came (status 0)."""
+
+    def __init__(self, message: str) -> None:
+        Exception.__init__(self, message)
+        self.status = 0
+
+
 class NotFound(ApiError):  # noqa: N818 (named like the API status reason)
     """404: the object does not exist (any more)."""
 
@@ -105,6 +113,7 @@ class Connections:
         self.host = url.hostname
         self.port = url.port or (443 if self.https else 80)
         self.prefix = url.path.rstrip("/")
+        self.where = configuration.host
         self.timeout = timeout
         self.user_agent = user_agent
         self.context = _ssl_context(configuration) if self.https else None
@@ -143,7 +152,7 @@ class Connections:
                 self._drop()
                 if reused:
                     continue  # not fully sent: the server did nothing with it
-                raise ApiError(0, f"cannot reach the API server ({error})") from error
+                raise Unreachable(f"cannot reach the API server at {self.where} ({error})") from error
             try:
                 response = connection.getresponse()
                 data = response.read()
@@ -151,7 +160,7 @@ class Connections:
                 self._drop()
                 if reused and method in self.IDEMPOTENT:
                     continue
-                raise ApiError(0, f"the API server's answer was lost ({error})") from error
+                raise Unreachable(f"the API server at {self.where} did not answer ({error})") from error
             if response.will_close:
                 self._drop()
             return response.status, data
