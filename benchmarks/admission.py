@@ -1,13 +1,16 @@
 """Pod creations per second through the API server, without and with the webhooks, in one run.
 
-Starts its own control plane and `multinic-ipam serve` (4 workers, JSON logs), then creates pods
+Starts its own control plane and `multinic-ipam serve` (its default workers and threads unless
+--workers/--server-threads say otherwise; JSON logs), then creates pods
 carrying the guide's `k8s.v1.cni.cncf.io/networks: default/macvlan` annotation from 16 threads:
 first with no webhook configuration installed, then installed (mutation allocates, validation
 checks). The webhook's own time per review comes from its per-review log lines (`duration_ms`).
 
 Prints one JSON object: ``{"pods", "threads", "workers", "without_webhook_pods_per_s",
 "with_webhook_pods_per_s", "mutate_p50_ms", "mutate_p99_ms", "validate_p50_ms", "validate_p99_ms",
-"distinct_addresses"}``. The machine is shared, so compare the two rates of one run, not runs.
+"distinct_addresses", "cpu_ms_per_pod"}``. The machine is shared, so compare the two rates of one
+run, not runs; ``cpu_ms_per_pod`` (CPU time of the webhook's processes, the API server, etcd and the
+controller manager during the hooked burst, per pod) tracks the neighbours' load far less.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from webhook.controlplane import ControlPlane  # noqa: E402
 
 EXAMPLES = ROOT / "manifests" / "examples"
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
+PLANE_PARTS = ("etcd", "kube-apiserver", "kube-controller-manager")  # ControlPlane.pids order
 
 
 def _free_port() -> int:
@@ -81,6 +85,46 @@ def _create(api: Any, namespace: str, names: list[str], threads: int) -> tuple[f
     return time.perf_counter() - started, pods
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process and its reaped children (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree(pid: int) -> list[int]:
+    """`pid` and its live children (gunicorn's master and its workers)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return [pid]
+    return [pid, *(int(child) for child in children)]
+
+
+def _cpu(groups: dict[str, list[int]]) -> dict[str, float]:
+    return {name: sum(_cpu_seconds(pid) for pid in pids) for name, pids in groups.items()}
+
+
+def _lost_races(url: str, ca: Path) -> int:
+    """IP object creates answered 409 during the run, from /metrics (summed over the workers)."""
+    context = ssl.create_default_context(cafile=str(ca))
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10, context=context) as response:
+        text = response.read().decode()
+    return int(sum(float(line.rpartition(" ")[2]) for line in text.splitlines()
+                   if line.startswith("multinic_ipam_ip_lock_conflicts_total{")))
+
+
+def _serve_default(option: str) -> int:
+    """`multinic-ipam serve`'s default for --workers or --threads."""
+    from webhook.commands import serve
+
+    parser = argparse.ArgumentParser()
+    serve.register(parser.add_subparsers())
+    return getattr(parser.parse_args(["serve", "--cert-dir", "."]), option)
+
+
 def _durations(log: Path, webhook: str) -> list[float]:
     out = []
     for line in log.read_text(errors="replace").splitlines():
@@ -104,8 +148,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pods", type=int, default=300)
     parser.add_argument("--threads", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--workers", type=int, help="serve --workers (default: serve's own)")
+    parser.add_argument("--server-threads", type=int, help="serve --threads (default: serve's own)")
     args = parser.parse_args()
+    args.workers = args.workers or _serve_default("workers")
+    args.server_threads = args.server_threads or _serve_default("threads")
 
     work = Path(tempfile.mkdtemp(prefix="bench-admission-"))
     with ControlPlane(work / "cp") as plane:
@@ -123,7 +170,8 @@ def main() -> None:
         with log.open("wb") as out:
             server = subprocess.Popen(
                 _cli("serve", "--kubeconfig", str(plane.kubeconfig), "--bind", f"127.0.0.1:{port}",
-                     "--cert-dir", str(certs), "--workers", str(args.workers), "--log-format", "json"),
+                     "--cert-dir", str(certs), "--workers", str(args.workers),
+                     "--threads", str(args.server_threads), "--log-format", "json"),
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT, env=env,
             )
         try:
@@ -134,10 +182,15 @@ def main() -> None:
                                 "--cert-dir", str(certs)), check=True, capture_output=True, cwd=ROOT)
             plane.kubectl("create", "namespace", "hooked")
             time.sleep(2)  # webhook configurations reach the API server's admission chain
+            groups = {"webhook": _tree(server.pid)}
+            groups.update((name, [pid]) for name, pid in zip(PLANE_PARTS, plane.pids, strict=False))
+            before = _cpu(groups)
             hooked_s, pods = _create(api, "hooked", [f"pod-{i}" for i in range(args.pods)], args.threads)
+            time.sleep(1)  # the Lifecycle binds and the watches deliver what the burst caused
+            used = {name: _cpu(groups)[name] - seconds for name, seconds in before.items()}
             addresses = {p["metadata"]["annotations"].get("macvlan.default.kubernetes.io/ip_address")
                          for p in pods}
-            time.sleep(1)
+            lost = _lost_races(url, certs / "ca.crt")
             mutate = _durations(log, "mutate")
             validate = _durations(log, "validate")
         finally:
@@ -148,6 +201,7 @@ def main() -> None:
         "pods": args.pods,
         "threads": args.threads,
         "workers": args.workers,
+        "server_threads": args.server_threads,
         "without_webhook_pods_per_s": round(args.pods / bare_s, 1),
         "with_webhook_pods_per_s": round(args.pods / hooked_s, 1),
         "mutate_reviews": len(mutate),
@@ -157,6 +211,8 @@ def main() -> None:
         "validate_p50_ms": _percentile(validate, 0.50),
         "validate_p99_ms": _percentile(validate, 0.99),
         "distinct_addresses": len(addresses - {None}),
+        "lost_races": lost,
+        "cpu_ms_per_pod": {name: round(1e3 * seconds / args.pods, 2) for name, seconds in used.items()},
     }))
 
 
