@@ -30,6 +30,7 @@ from werkzeug.exceptions import HTTPException
 
 from webhook import metrics, reviews
 from webhook.cache import ObjectCache
+from webhook.connection import ConnectError, connect  # noqa: F401 (ConnectError: re-exported)
 from webhook.view import ClusterView
 
 log = logging.getLogger(__name__)
@@ -187,29 +188,6 @@ class Runtime:
             self.lifecycle.stop()
         if self.informers is not None:
             self.informers.stop()
-
-
-class ConnectError(RuntimeError):
-    """No way to reach the API server: the kubeconfig is unusable, or we are not in a pod."""
-
-
-def connect(kubeconfig: str | None) -> Any:
-    """An `ApiClient` from a kubeconfig file, or from the pod's service account when None."""
-    from kubernetes import client, config
-
-    configuration = client.Configuration()
-    try:
-        if kubeconfig:
-            config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-        else:
-            config.load_incluster_config(client_configuration=configuration)
-    except (config.ConfigException, OSError, ValueError) as error:
-        where = f"kubeconfig {kubeconfig!r}" if kubeconfig else "the in-cluster service account"
-        hint = "give a working --kubeconfig" if kubeconfig else "run in a pod or give --kubeconfig"
-        raise ConnectError(f"cannot reach the API server through {where} ({error}); {hint}") from error
-    # Six long-lived watches plus the writes of every request thread share one pool.
-    configuration.connection_pool_maxsize = 32
-    return client.ApiClient(configuration)
 
 
 def _system_users(value: Any, *, in_cluster: bool) -> frozenset[str]:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import datetime
-import ipaddress
 import os
 import re
 import secrets
@@ -142,65 +140,16 @@ def _etcd_data_dir() -> Path:
 
 
 def _write_serving_certs(cert_dir: Path) -> tuple[Path, Path, Path]:
-    """A throwaway CA and a serving certificate for 127.0.0.1/localhost; returns (ca, crt, key)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    """A throwaway CA and a serving certificate for 127.0.0.1/localhost; returns (ca, crt, key).
 
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "multinic-ipam test control plane CA")])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=7))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
+    Made by `certs.generate`, the code that makes the webhook's own, so both servers' TLS is one
+    kind of certificate."""
+    from certs import generate
+
+    paths = generate.write_certificates(
+        cert_dir, ["localhost", "kubernetes.default.svc", "127.0.0.1"], ca_days=7, cert_days=7
     )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=7))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.DNSName("localhost"),
-                    x509.DNSName("kubernetes.default.svc"),
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                ]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    ca_path, crt_path, key_path = cert_dir / "ca.crt", cert_dir / "apiserver.crt", cert_dir / "apiserver.key"
-    ca_path.write_bytes(ca_cert.public_bytes(pem))
-    crt_path.write_bytes(cert.public_bytes(pem))
-    key_path.write_bytes(
-        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    key_path.chmod(0o600)
-    return ca_path, crt_path, key_path
+    return paths.ca_cert, paths.cert, paths.key
 
 
 def _write_service_account_key(path: Path) -> Path:
@@ -265,10 +214,12 @@ def _parent_death_hook() -> Callable[[], None] | None:
 class ManagedProcess:
     """One started binary: its own process group, its log file, and a tail for error messages."""
 
-    def __init__(self, name: str, argv: Sequence[str], log_path: Path) -> None:
+    def __init__(
+        self, name: str, argv: Sequence[str], log_path: Path, *, append: bool = False, cwd: Path | None = None
+    ) -> None:
         self.name = name
         self.log_path = log_path
-        with open(log_path, "wb") as log:
+        with open(log_path, "ab" if append else "wb") as log:
             self.popen = subprocess.Popen(
                 list(argv),
                 stdin=subprocess.DEVNULL,
@@ -276,6 +227,7 @@ class ManagedProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=_parent_death_hook(),  # noqa: PLW1509 (one prctl call, resolved beforehand)
+                cwd=cwd,
             )
 
     def running(self) -> bool:
@@ -289,9 +241,9 @@ class ManagedProcess:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM the whole process group, SIGKILL what is left after `grace` seconds."""
-        if self.popen.returncode is not None:
-            return
+        """SIGTERM the whole process group, SIGKILL what is left after `grace` seconds.
+
+        Also when the leader has exited already: children that outlived it are still in its group."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, signal.SIGTERM)
         try:
@@ -300,7 +252,6 @@ class ManagedProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, signal.SIGKILL)
             self.popen.wait(timeout=grace)
-        # Children that outlived the leader would still be in its group.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, signal.SIGKILL)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import json
 import os
 import shutil
@@ -166,53 +165,27 @@ def _is_supervisor(pid: int, run_dir: Path) -> bool:
 # -- the supervisor (runs detached) -----------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
-    """In a child before exec: SIGKILL it when the supervisor dies, whatever kills the supervisor."""
-    pr_set_pdeathsig = 1
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "webhook.cli", *args]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class _Child:
-    """A long-running child in its own process group, logging to a file in the run folder."""
+    """A long-running child of the supervisor (a `ManagedProcess` appending to its log in the run
+    folder) and the endpoint it serves."""
 
     def __init__(self, name: str, argv: Sequence[str], log: Path, endpoint: str) -> None:
+        from webhook.controlplane import ManagedProcess
+
         self.name, self.endpoint, self.log = name, endpoint, log
-        with open(log, "ab") as out:
-            self.popen = subprocess.Popen(
-                list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 (the supervisor forks from one thread)
-                cwd=REPO,
-            )
+        self.process = ManagedProcess(name, argv, log, append=True, cwd=REPO)
+        self.popen = self.process.popen
 
     def info(self) -> RunningProcess:
         return RunningProcess(self.name, self.popen.pid, self.popen.pid, self.endpoint, str(self.log))
 
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM the group, SIGKILL what is left after `grace`, then reap."""
-        pid = self.popen.pid
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(timeout=grace)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(timeout=grace)
+        self.process.stop(grace)
 
 
 class Supervisor:
@@ -274,7 +247,7 @@ class Supervisor:
             self.stop()
 
     def start(self) -> None:
-        from webhook.controlplane import ControlPlane
+        from webhook.controlplane import ControlPlane, free_port
 
         self.phase("starting", "starting etcd, kube-apiserver and kube-controller-manager")
         self.plane = ControlPlane(self.run.path / "controlplane")
@@ -283,7 +256,7 @@ class Supervisor:
         self.phase("starting", "writing the webhook's certificates")
         self._check(_cli("certs", "--cert-dir", str(self.run.cert_dir), "--hosts", "127.0.0.1,localhost"))
 
-        port = _free_port()
+        port = free_port()
         self.webhook_url = f"https://127.0.0.1:{port}"
         self.phase("starting", f"starting the webhook server on {self.webhook_url}")
         serve = _cli(

@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
+# One scale for the request path's latencies (a review, one pod's allocation): 0.5 ms to 10 s.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
 REVIEWS = Counter(
     "multinic_ipam_admission_reviews_total",
     "Admission reviews answered, by webhook, object kind, operation and result (allowed or denied).",
@@ -43,7 +46,7 @@ REVIEW_SECONDS = Histogram(
     "multinic_ipam_admission_review_seconds",
     "Time to answer one admission review, by webhook.",
     ["webhook"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    buckets=LATENCY_BUCKETS,
 )
 BAD_REVIEWS = Counter(
     "multinic_ipam_bad_reviews_total",
@@ -67,7 +70,7 @@ ALLOCATION_SECONDS = Histogram(
     "Time to hold the addresses of one pod attachment, IP object creates included, by outcome: "
     "allocated, refused (a sentence for the user) or retry (races lost; the creation may be retried).",
     ["outcome"],
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    buckets=LATENCY_BUCKETS,
 )
 LOCK_CONFLICTS = Counter(
     "multinic_ipam_ip_lock_conflicts_total",
@@ -103,10 +106,10 @@ _RELEASE_REASONS = (
 )
 
 
-Reserve = TypeVar("Reserve", bound=Callable[..., Any])
+Wrapped = TypeVar("Wrapped", bound=Callable[..., Any])
 
 
-def timed_allocation(reserve: Reserve) -> Reserve:
+def timed_allocation(reserve: Wrapped) -> Wrapped:
     """Decorates `Store.reserve`: observe its time by outcome (dry runs hold nothing: not counted)."""
 
     @functools.wraps(reserve)
@@ -129,10 +132,7 @@ def timed_allocation(reserve: Reserve) -> Reserve:
     return timed  # type: ignore[return-value]
 
 
-Pass = TypeVar("Pass", bound=Callable[..., Any])
-
-
-def timed_gc_pass(reconcile: Pass) -> Pass:
+def timed_gc_pass(reconcile: Wrapped) -> Wrapped:
     """Decorates `Lifecycle.reconcile`: count the pass and observe its time."""
 
     @functools.wraps(reconcile)

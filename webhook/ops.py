@@ -44,19 +44,13 @@ def kubeconfig_path(explicit: str | None) -> str | None:
 
 
 def connect(kubeconfig: str | None) -> Any:
-    """An `ApiClient` for `kubeconfig`, or the pod's service account when None."""
-    from kubernetes import client, config
+    """An `ApiClient` for `kubeconfig`, or the pod's service account when None (as the webhook's)."""
+    from webhook import connection
 
-    configuration = client.Configuration()
     try:
-        if kubeconfig:
-            config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-        else:
-            config.load_incluster_config(client_configuration=configuration)
-    except config.ConfigException as error:
-        where = kubeconfig or "the in-cluster service account"
-        raise OpsError(f"cannot use {where} ({error}); pass --kubeconfig FILE or set KUBECONFIG") from None
-    return client.ApiClient(configuration)
+        return connection.connect(kubeconfig)
+    except connection.ConnectError as error:
+        raise OpsError(str(error)) from None
 
 
 def load(api_client: Any, kinds: Sequence[str] = ALL_KINDS) -> Any:

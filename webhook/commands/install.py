@@ -57,34 +57,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _api_client(kubeconfig: Path | None) -> Any:
-    from kubernetes import client, config
+    """The cluster the operator commands reach: --kubeconfig, $KUBECONFIG, ~/.kube/config, in-cluster."""
+    from webhook import ops
 
-    if kubeconfig is not None:
-        if not kubeconfig.is_file():
-            raise FileNotFoundError(f"--kubeconfig {kubeconfig} does not exist; give a kubeconfig file")
-        return config.new_client_from_config(config_file=str(kubeconfig))
-    try:
-        return config.new_client_from_config()
-    except config.ConfigException:
-        configuration = client.Configuration()
-        config.load_incluster_config(client_configuration=configuration)
-        return client.ApiClient(configuration)
+    return ops.connect(ops.kubeconfig_path(str(kubeconfig) if kubeconfig is not None else None))
 
 
 def run(args: argparse.Namespace) -> int:
     from urllib3.exceptions import HTTPError
 
-    from webhook import install
+    from webhook import install, ops
 
     try:
         target = install.Target.parse(url=args.url, service=args.service)
         install.read_ca_bundle(args.cert_dir)
         api = _api_client(args.kubeconfig)
-    except (install.InstallError, FileNotFoundError) as error:
+    except (install.InstallError, ops.OpsError) as error:
         print(f"multinic-ipam install: {error}", file=sys.stderr)
-        return 2
-    except Exception as error:  # the client's config errors have no common base worth naming
-        print(f"multinic-ipam install: cannot load a cluster configuration: {error}", file=sys.stderr)
         return 2
     try:
         print(install.describe_scope(install.server_version(api), target, all_pods=args.all_pods))
