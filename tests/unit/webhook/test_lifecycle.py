@@ -80,12 +80,18 @@ def test_reservation_is_bound_to_its_pod_once_the_pod_exists(world):
     assert (spec["podName"], spec["podUID"]) == ("web-abc12", pod["metadata"]["uid"])
 
 
-def test_address_is_released_when_the_pod_is_gone(world):
-    cycle = leader(world)
+def bound_then_gone(world: World, cycle: lifecycle.Lifecycle) -> str:
+    """The IP object of pod default/a, bound by a pass, after the pod was deleted."""
     who, name = admit(world, "a")
     create_pod(world, who)
     cycle.reconcile()
     world.api.remove(objects.PODS, "default", "a")
+    return name
+
+
+def test_address_is_released_when_the_pod_is_gone(world):
+    cycle = leader(world)
+    name = bound_then_gone(world, cycle)
     assert cycle.reconcile().released == 1
     assert name not in world.api.ips
     assert world.store.state("macvlan").allocator.holder("172.17.0.11") is None
@@ -223,10 +229,7 @@ def test_each_reservation_carries_the_grace_period_of_the_process_that_made_it(w
 
 def test_decide_writes_nothing_and_act_carries_it_out(world):
     cycle = leader(world)
-    who, name = admit(world, "a")
-    create_pod(world, who)
-    cycle.reconcile()
-    world.api.remove(objects.PODS, "default", "a")
+    name = bound_then_gone(world, cycle)
     planned = cycle.decide()
     assert [(type(d).__name__, d.ip_name, d.reason) for d in planned] == [
         ("Release", name, "its pod is gone")]
@@ -259,10 +262,7 @@ def test_a_release_becomes_a_bind_when_live_reads_find_the_pod(world):
 
 
 def test_gc_dry_run_reports_reasons_and_gc_acts(world):
-    who, gone = admit(world, "a")
-    create_pod(world, who)
-    leader(world).reconcile()
-    world.api.remove(objects.PODS, "default", "a")
+    gone = bound_then_gone(world, leader(world))
     _, never = admit(world, "never")
     dry = ops.collect_garbage(world.store, dry_run=True, grace=0)
     assert {(d.ip_object, d.action, d.reason, d.done) for d in dry} == {
