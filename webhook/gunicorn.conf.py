@@ -32,8 +32,9 @@ keyfile = str(_cert_dir / "tls.key")
 ssl_context = gunicorn_ssl_context
 
 worker_class = "gthread"
-workers = int(_env("MULTINIC_IPAM_WORKERS", "2"))
-threads = int(_env("MULTINIC_IPAM_THREADS", "8"))
+# One worker, many threads (as `serve`'s defaults; why: webhook/commands/serve.py).
+workers = int(_env("MULTINIC_IPAM_WORKERS", "1"))
+threads = int(_env("MULTINIC_IPAM_THREADS", "16"))
 preload_app = False
 # The API server's webhook timeout is at most 30 s; a worker silent for longer is stuck.
 timeout = 60

@@ -33,7 +33,7 @@ def test_good_options_have_no_problems(cert_dir: Path, tmp_path: Path) -> None:
     kubeconfig.write_text("apiVersion: v1\n")
     args = parse("--kubeconfig", str(kubeconfig), "--bind", "127.0.0.1:8443", "--cert-dir", str(cert_dir))
     assert serve.problems(args) == []
-    assert args.workers == 2 and args.threads == 8 and args.log_format == "text"
+    assert args.workers == 1 and args.threads == 16 and args.log_format == "text"
 
 
 @pytest.mark.parametrize("bind", ["[::1]:8443", "0.0.0.0:443", ":8443", "webhook.local:65535"])
@@ -108,7 +108,7 @@ def test_gunicorn_conf_reads_the_environment(monkeypatch: pytest.MonkeyPatch, ce
     conf: dict[str, Any] = runpy.run_path(str(CONF))
     assert conf["bind"] == ["127.0.0.1:7443"]
     assert conf["certfile"] == str(cert_dir / "tls.crt") and conf["keyfile"] == str(cert_dir / "tls.key")
-    assert conf["worker_class"] == "gthread" and conf["workers"] == 3 and conf["threads"] == 8
+    assert conf["worker_class"] == "gthread" and conf["workers"] == 3 and conf["threads"] == 16
     assert conf["preload_app"] is False  # informers start after the fork, one set per worker
     assert conf["control_socket_disable"] is True  # several servers per host must not share one
     assert conf["ssl_context"] is reload.gunicorn_ssl_context
