@@ -87,10 +87,12 @@ def choose_entry(entries: Sequence[Entry], *, ordinal: int | None, is_free: Call
     for entry in entries:
         if is_free(entry):
             return entry
-    noun = "address" if len(entries) == 1 else f"{len(entries)} addresses"
-    if any(len(entry) > 1 for entry in entries):
-        noun = "entry" if len(entries) == 1 else f"{len(entries)} entries"
-    raise PoolExhausted(f"all {noun} of ip_pool {shown} are held; add entries or free some")
+    paired = any(len(entry) > 1 for entry in entries)
+    if len(entries) == 1:
+        noun = "entry" if paired else "address"
+        raise PoolExhausted(f"the only {noun} of ip_pool {shown} is held; add entries or free it")
+    noun = "entries" if paired else "addresses"
+    raise PoolExhausted(f"all {len(entries)} {noun} of ip_pool {shown} are held; add entries or free some")
 
 
 def format_entries(entries: Sequence[Entry]) -> str:

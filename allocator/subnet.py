@@ -139,7 +139,9 @@ class SubnetSpec:
         version, value = parse_ip(address)
         cidr = self.family_cidr(version)
         if cidr is None or not cidr.first <= value <= cidr.last:
-            raise OutOfRange(f"{address} is outside subnet {self.name} ({self.cidr_block})")
+            raise OutOfRange(
+                f"{address} is outside subnet {self.name} ({self.cidr_block}); choose an address inside it"
+            )
         return cidr.prefixlen
 
 
@@ -604,7 +606,10 @@ class Subnet:
         version, value = parse_ip(address)
         state = self._families.get(version)
         if state is None or not state.first <= value <= state.last:
-            raise OutOfRange(f"{address} is outside subnet {self.name} ({self.spec.cidr_block})")
+            raise OutOfRange(
+                f"{address} is outside subnet {self.name} ({self.spec.cidr_block}); "
+                "choose an address inside it"
+            )
         return state, value
 
     def _check(self, owner: str, address: Address) -> tuple[_Family, int, bool]:

@@ -124,3 +124,8 @@ def test_a_full_dual_stack_pool_counts_entries() -> None:
         choose_entry(pairs, ordinal=None, is_free=lambda entry: False)
     assert "all 2 entries of ip_pool 10.0.0.1,fd00::1;10.0.0.2,fd00::2 are held" in str(caught.value)
     assert format_entries(pairs) == "10.0.0.1,fd00::1;10.0.0.2,fd00::2"
+
+
+def test_a_one_address_pool_that_is_held_says_so_in_the_singular() -> None:
+    with pytest.raises(PoolExhausted, match=r"^the only address of ip_pool 172\.17\.0\.200 is held; "):
+        choose_entry((("172.17.0.200",),), ordinal=None, is_free=lambda entry: False)

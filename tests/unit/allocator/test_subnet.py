@@ -287,7 +287,9 @@ def test_network_and_last_address_cannot_be_claimed(family: int, cidr: str) -> N
 
 def test_claim_outside_the_subnet_names_it() -> None:
     macvlan = Subnet(SubnetSpec.parse("macvlan", GUIDE_SPEC))
-    with pytest.raises(OutOfRange, match=r"^172\.18\.0\.5 is outside subnet macvlan \(172\.17\.0\.0/16\)$"):
+    with pytest.raises(OutOfRange, match=(
+        r"^172\.18\.0\.5 is outside subnet macvlan \(172\.17\.0\.0/16\); choose an address inside it$"
+    )):
         macvlan.claim("pod", "172.18.0.5")
     with pytest.raises(OutOfRange, match="is outside subnet macvlan"):
         macvlan.claim("pod", "fd00::5")
