@@ -39,8 +39,10 @@ def _clean(kubectl: Kubectl) -> None:
 @pytest.fixture(scope="module")
 def guide(control_plane: Any, webhook_server: WebhookServer, kubectl: Kubectl,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebhookServer]:
+    # Clean before the server starts: addresses it sees released go to the back of its reuse queue,
+    # and these tests expect a subnet whose lowest free address was never handed out.
+    _clean(kubectl)
     with allocating_server(control_plane, webhook_server, tmp_path_factory.mktemp("alloc")) as server:
-        _clean(kubectl)
         for name in ("nad-macvlan", "subnet-macvlan", "nad-attachnet", "subnet-attachnet"):
             apply_example(kubectl, f"{name}.yaml")
         try:

@@ -149,7 +149,7 @@ def test_an_exhausted_ip_pool_is_refused_and_leaks_nothing(net: Net, kubectl: Ku
     refused = kubectl("apply", "-f", "-", input=_pod("second", net.namespace, pool), check=False)
     assert refused.returncode != 0
     assert 'admission webhook "mutate.multinic-ipam.io" denied the request: ' in refused.stderr
-    assert f"of ip_pool {net.prefix}.200 are held; add entries or free some" in refused.stderr
+    assert f"the only address of ip_pool {net.prefix}.200 is held; add entries or free it" in refused.stderr
     assert [ip["spec"]["podName"] for ip in subnet_ips(kubectl, net.subnet)] == ["first"]
 
 
