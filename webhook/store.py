@@ -27,7 +27,7 @@ from allocator.mac import normalise_mac
 from allocator.subnet import Subnet, SubnetSpec, usable_bounds
 from webhook import metrics, objects
 from webhook.cache import Object, ObjectCache
-from webhook.kubeapi import AlreadyExists, Api, ApiError, Conflict, KubernetesApi, NotFound
+from webhook.kubeapi import AlreadyExists, Api, ApiError, Conflict, KubernetesApi, NotFound, Unreachable
 from webhook.view import ClusterView
 
 # When the reservation was made or last taken over (epoch seconds): the Lifecycle's grace period
@@ -368,8 +368,12 @@ class Store(ClusterView):
         return self.pod(*where) if where else None
 
     def _live(self, kind: str, name: str, namespace: str = "") -> Object | None:
+        """A live read; None when absent. Unanswered, it must not pass for "absent" (a take-over
+        would hand out the address of a pod that may live): the request is refused, to be retried."""
         try:
             return self.api.read(kind, name, namespace)
+        except Unreachable as error:
+            raise TryAgain(f"could not read {kind} {name} ({error}); retry the pod") from None
         except ApiError:
             return None
 

@@ -12,7 +12,7 @@ from allocator import errors
 from tests.fakes import FakeApi
 from tests.unit.webhook.world import World, subnet
 from webhook import objects
-from webhook.kubeapi import AlreadyExists, ApiError
+from webhook.kubeapi import AlreadyExists, ApiError, Unreachable
 from webhook.store import Claim, PodIdentity, TryAgain
 
 MACVLAN = Claim(subnet="macvlan", provider="macvlan.default", interface="net1")
@@ -182,6 +182,20 @@ def test_fixed_address_of_a_gone_pod_with_the_same_name_passes_to_the_new_pod(wo
         world.store.check(pod("someone-else"), Claim(**{**MACVLAN.__dict__, "mac": "00:00:00:53:6b:bb"}))
     labels = world.api.ips["macvlan.172.17.0.100"]["metadata"]["labels"]
     assert labels[objects.LABEL_RESERVATION] == newer.token
+
+
+def test_an_unanswered_live_read_refuses_to_retry_instead_of_taking_a_maybe_live_pod_s_address(world):
+    fixed = Claim(**{**MACVLAN.__dict__, "fixed": ("172.17.0.100",)})
+    earlier = pod("static-ip")
+    world.store.reserve(earlier, fixed)  # an earlier pod of this name: gone, or not cached yet
+    world.api.fail = lambda op, name: Unreachable("cannot reach the API server") if op == "read" else None
+    refusal = r"^could not read ips macvlan\.172\.17\.0\.100 \(cannot reach the API server\)"
+    with pytest.raises(TryAgain, match=refusal):
+        world.store.reserve(pod("static-ip"), fixed)
+    labels = world.api.ips["macvlan.172.17.0.100"]["metadata"]["labels"]
+    assert labels[objects.LABEL_RESERVATION] == earlier.token  # not taken over
+    world.api.fail = lambda op, name: None
+    assert world.store.reserve(pod("static-ip"), fixed).addresses == ("172.17.0.100",)  # answered: passes
 
 
 def test_fixed_mac_held_is_refused_naming_the_pod(world):
