@@ -394,7 +394,7 @@ def _last_line(path: Path) -> str:
 
 
 def up(run_dir: RunDir, *, out: TextIO, timeout: float = 300.0, node_name: str | None = None,
-       workers: int = 2) -> int:
+       workers: int = 1) -> int:
     """Start everything detached; a second `up` only reports that it already runs."""
     if run_dir.supervisor_pid() is not None:
         _say(out, f"[dev] already running (run folder {run_dir.path}); `multinic-ipam dev status` shows it")
@@ -509,7 +509,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m webhook.devenv")
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--node-name", default=socket.gethostname())
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
     supervisor = Supervisor(RunDir(args.run_dir), node_name=args.node_name, workers=args.workers)
     return supervisor.run_forever()

@@ -29,7 +29,10 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds `up` waits (300)")
     parser.add_argument("--node-name", default=None, help="node name for the node daemon (default: hostname)")
-    parser.add_argument("--workers", type=int, default=2, help="webhook server worker processes (2)")
+    parser.add_argument(
+        "--workers", type=int, default=1,
+        help="webhook server worker processes (1: one process with 16 threads never races itself)",
+    )
     parser.set_defaults(func=run)
 
 
