@@ -6,8 +6,8 @@ reviews as fit in 0.2 s of CPU:
 "workload_us", "subnet_update_us", "subnet_delete_refused_us", "ippool_create_us", "held"}``
 
 - pod_create: the guide's samplepod (networks default/macvlan), allocation annotations as the
-  mutating webhook leaves them; fixed_ip looks the holder up by name (O(1)); fixed_mac scans the
-  Subnet's IP objects (O(held)), the one check that grows with the Subnet;
+  mutating webhook leaves them; fixed_ip looks the holder up by name (O(1)); fixed_mac asks the
+  view's (Subnet, MAC) index (O(1); it scanned the Subnet's IP objects before: ~15,800 us here);
 - subnet_update: a cidrBlock change checked against every held address; subnet_delete: refused;
 - CPU time (`time.process_time`), since the machine is shared and wall time tracks the neighbours.
 """

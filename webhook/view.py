@@ -5,8 +5,15 @@ Validation and mutation ask these; they never list the API server on a request's
 
 from __future__ import annotations
 
+import threading
+from collections import defaultdict
+
+from allocator.errors import AllocatorError
+from allocator.mac import normalise_mac
 from webhook import objects
 from webhook.cache import Object, ObjectCache
+
+MacKey = tuple[str, str]  # (Subnet name, normalised MAC)
 
 
 class ClusterView:
@@ -14,6 +21,8 @@ class ClusterView:
 
     def __init__(self, cache: ObjectCache) -> None:
         self.cache = cache
+        self._macs: _MacIndex | None = None
+        self._macs_lock = threading.Lock()
 
     def nad(self, namespace: str, name: str) -> Object | None:
         return self.cache.get(objects.NADS, name, namespace)
@@ -50,11 +59,81 @@ class ClusterView:
         """The IP object that holds `address` in `subnet`, if any (O(1): names are derived)."""
         return self.ip_object(objects.ip_object_name(subnet, address))
 
+    def mac_holders(self, subnet: str, mac: str) -> list[Object]:
+        """The IP objects of `subnet` holding `mac` (any accepted spelling), by name.
+
+        A list, not one object: a pod's own object may hold the MAC beside a conflicting one,
+        and the caller decides which holders count. O(holders), not O(objects in the Subnet).
+        An unusable `mac` is held by nobody.
+        """
+        try:
+            normal = normalise_mac(mac)
+        except AllocatorError:
+            return []
+        with self._macs_lock:
+            if self._macs is None:  # built on first use: the node daemon's views never ask
+                self._macs = _MacIndex(self.cache)
+        return self._macs.holders(subnet, normal)
+
     def pod(self, namespace: str, name: str) -> Object | None:
         return self.cache.get(objects.PODS, name, namespace)
 
     def statefulset(self, namespace: str, name: str) -> Object | None:
         return self.cache.get(objects.STATEFULSETS, name, namespace)
+
+
+class _MacIndex:
+    """(Subnet, MAC) → names of the IP objects holding it, kept current by cache events.
+
+    Each event re-reads the object's current state from the cache under this index's lock
+    instead of trusting the event's copy: the cache fires handlers outside its own lock, so two
+    events for one name (or `subscribe`'s replay racing a delete) may arrive out of order, and the
+    last handler to run must see the latest object. Unusable MACs are not indexed: no valid
+    wanted MAC could equal them.
+    """
+
+    def __init__(self, cache: ObjectCache) -> None:
+        self._cache = cache
+        self._lock = threading.Lock()
+        self._names: dict[MacKey, set[str]] = defaultdict(set)
+        self._key_of: dict[str, MacKey] = {}
+        cache.subscribe(objects.IPS, self._on_ip)
+
+    def holders(self, subnet: str, mac: str) -> list[Object]:
+        with self._lock:
+            names = sorted(self._names.get((subnet, mac), ()))
+        found = []
+        for name in names:
+            obj = self._cache.get(objects.IPS, name)
+            if obj is not None and _mac_key(obj) == (subnet, mac):
+                found.append(obj)
+        return found
+
+    def _on_ip(self, _event: str, ip: Object) -> None:
+        name = _name(ip)
+        with self._lock:
+            current = self._cache.get(objects.IPS, name)
+            key = _mac_key(current) if current is not None else None
+            old = self._key_of.pop(name, None)
+            if old is not None and old != key:
+                names = self._names[old]
+                names.discard(name)
+                if not names:
+                    del self._names[old]
+            if key is not None:
+                self._key_of[name] = key
+                self._names[key].add(name)
+
+
+def _mac_key(ip: Object) -> MacKey | None:
+    spec = ip.get("spec") or {}
+    held, subnet = spec.get("macAddress"), spec.get("subnet")
+    if not held or not isinstance(held, str) or not isinstance(subnet, str):
+        return None
+    try:
+        return subnet, normalise_mac(held)
+    except AllocatorError:
+        return None
 
 
 def _name(obj: Object) -> str:

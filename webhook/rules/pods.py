@@ -160,19 +160,12 @@ def _check_mac(
             normal = mac.normalise_mac(text)
         except AllocatorError as error:
             raise common.invalid(f"{where} is not usable: {error}") from None
-        for ip_object in context.view.ip_objects(subnet.name):
-            if _same_mac(ip_object, normal) and not owns(ip_object):
+        for ip_object in context.view.mac_holders(subnet.name, normal):
+            if not owns(ip_object):
                 raise common.conflict(
                     f"MAC {normal} from {where} is held by {common.describe_holder(ip_object)} in "
                     f"Subnet {subnet.name}; choose another MAC or leave it out to get a random one"
                 )
-
-
-def _same_mac(ip_object: Any, normal: str) -> bool:
-    """Held MACs are written normalised by the mutating webhook; a plain text compare is enough,
-    and it matters: this runs for every IP object of the Subnet."""
-    held = common.text(common.spec(ip_object).get("macAddress"))
-    return bool(held) and held.lower().replace("-", ":") == normal
 
 
 def _check_pool(
