@@ -11,23 +11,30 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.e2e.admission import (
+    DEFAULT_NETWORK,
+    NETWORKS,
+    SOCKET,
+    Kubectl,
+    ippool,
+    nad,
+    pod,
+    subnet,
+    workload,
+)
+from tests.e2e.admission import until as _until
 from tests.fixtures.webhook import WebhookServer
 from webhook import objects
 
-Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 EXAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "examples"
 DENIED = 'admission webhook "validate.multinic-ipam.io" denied the request: '
 MUTATE_DENIED = 'admission webhook "mutate.multinic-ipam.io" denied the request: '
-NETWORKS = "k8s.v1.cni.cncf.io/networks"
-DEFAULT_NETWORK = "v1.multus-cni.io/default-network"
-SOCKET = "/run/openvswitch/kube-ovn-daemon.sock"
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -35,20 +42,6 @@ def _manifest(obj: dict[str, Any] | str) -> str:
     return obj if isinstance(obj, str) else json.dumps(obj)
 
 
-def _until(
-    attempt: Callable[[], subprocess.CompletedProcess[str]],
-    done: Callable[[Any], bool],
-    what: str,
-    timeout: float = 30.0,
-) -> subprocess.CompletedProcess[str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = attempt()
-        if done(result):
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not reached in {timeout}s; kubectl said:\n{result.stdout}{result.stderr}")
-        time.sleep(0.3)
 
 
 def refused(kubectl: Kubectl, obj: dict[str, Any] | str, expected: str, *args: str, by: str = DENIED) -> str:
@@ -88,15 +81,6 @@ def allowed(
     return _until(attempt, lambda r: r.returncode == 0, f"apply of {obj}", timeout)
 
 
-def nad(name: str, namespace: str, config: dict[str, Any] | str | None) -> dict[str, Any]:
-    obj: dict[str, Any] = {
-        "apiVersion": "k8s.cni.cncf.io/v1",
-        "kind": "NetworkAttachmentDefinition",
-        "metadata": {"name": name, "namespace": namespace},
-    }
-    if config is not None:
-        obj["spec"] = {"config": config if isinstance(config, str) else json.dumps(config)}
-    return obj
 
 
 def macvlan_config(provider: str, **ipam: Any) -> dict[str, Any]:
@@ -109,39 +93,12 @@ def macvlan_config(provider: str, **ipam: Any) -> dict[str, Any]:
     }
 
 
-def subnet(name: str, **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "kubeovn.io/v1", "kind": "Subnet", "metadata": {"name": name}, "spec": spec}
 
 
-def ippool(name: str, subnet_name: str, ips: list[str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "kubeovn.io/v1",
-        "kind": "IPPool",
-        "metadata": {"name": name},
-        "spec": {"subnet": subnet_name, "ips": ips},
-    }
 
 
-def pod(name: str, namespace: str, annotations: dict[str, str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
-        "spec": {"containers": [{"name": "c", "image": "docker.io/library/alpine:edge"}]},
-    }
 
 
-def workload(kind: str, name: str, namespace: str, annotations: dict[str, str], **spec: Any) -> dict:
-    template = {
-        "metadata": {"labels": {"app": name}, "annotations": annotations},
-        "spec": {"containers": [{"name": "c", "image": "docker.io/library/nginx:alpine"}]},
-    }
-    return {
-        "apiVersion": "apps/v1",
-        "kind": kind,
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"selector": {"matchLabels": {"app": name}}, "template": template, **spec},
-    }
 
 
 # -- the guide, verbatim ---------------------------------------------------------------------------

@@ -13,39 +13,33 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests.e2e.admission import (
+    NETWORKS,
+    SOCKET,
+    Kubectl,
+    ippool,
+    nad,
+    pod,
+    subnet,
+    template,
+    workload,
+)
+from tests.e2e.admission import until as _until
 from tests.fixtures.webhook import WebhookServer
 from webhook import objects
 
-Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 VALIDATE = "validate.multinic-ipam.io"
 MUTATE = "mutate.multinic-ipam.io"
 EITHER = (MUTATE, VALIDATE)  # a pod CREATE meets the mutating webhook first; either may refuse it
-NETWORKS = "k8s.v1.cni.cncf.io/networks"
-SOCKET = "/run/openvswitch/kube-ovn-daemon.sock"
 CIDR = "10.77.0.0/24"
 
 
 # -- kubectl ----------------------------------------------------------------------------------------
-def _until(
-    attempt: Callable[[], subprocess.CompletedProcess[str]],
-    done: Callable[[subprocess.CompletedProcess[str]], bool],
-    what: str,
-    timeout: float = 20.0,
-) -> subprocess.CompletedProcess[str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = attempt()
-        if done(result):
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not reached in {timeout}s; kubectl said:\n{result.stdout}{result.stderr}")
-        time.sleep(0.3)
 
 
 def denied(
@@ -86,15 +80,6 @@ def allowed(
 
 
 # -- objects ----------------------------------------------------------------------------------------
-def nad(name: str, namespace: str, config: dict[str, Any] | str | None) -> dict[str, Any]:
-    obj: dict[str, Any] = {
-        "apiVersion": "k8s.cni.cncf.io/v1",
-        "kind": "NetworkAttachmentDefinition",
-        "metadata": {"name": name, "namespace": namespace},
-    }
-    if config is not None:
-        obj["spec"] = {"config": config if isinstance(config, str) else json.dumps(config)}
-    return obj
 
 
 def macvlan(provider: str | None, **ipam: Any) -> dict[str, Any]:
@@ -110,42 +95,14 @@ def kube_ovn_type(provider: str, **extra: Any) -> dict[str, Any]:
     return {"cniVersion": "0.3.0", "type": "kube-ovn", "server_socket": SOCKET, "provider": provider, **extra}
 
 
-def subnet(name: str, **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "kubeovn.io/v1", "kind": "Subnet", "metadata": {"name": name}, "spec": spec}
 
 
-def ippool(name: str, subnet_name: str, ips: list[str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "kubeovn.io/v1",
-        "kind": "IPPool",
-        "metadata": {"name": name},
-        "spec": {"subnet": subnet_name, "ips": ips},
-    }
 
 
-def pod(name: str, namespace: str, annotations: dict[str, str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
-        "spec": {"containers": [{"name": "c", "image": "docker.io/library/alpine:edge"}]},
-    }
 
 
-def template(name: str, annotations: dict[str, str], **pod_spec: Any) -> dict[str, Any]:
-    return {
-        "metadata": {"labels": {"app": name}, "annotations": annotations},
-        "spec": {"containers": [{"name": "c", "image": "docker.io/library/nginx:alpine"}], **pod_spec},
-    }
 
 
-def workload(kind: str, name: str, namespace: str, annotations: dict[str, str], **spec: Any) -> dict:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": kind,
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"selector": {"matchLabels": {"app": name}}, "template": template(name, annotations), **spec},
-    }
 
 
 # -- NetworkAttachmentDefinitions ------------------------------------------------------------------
