@@ -118,6 +118,11 @@ class Runtime:
                     self._store = Store(cache=self.cache, api_client=client)
         return self._store
 
+    @property
+    def built_store(self) -> Any:
+        """The `Store` once built, else None: validation's live reads must not connect on their own."""
+        return self._store
+
     def start(self, *, informers: bool, lifecycle: bool) -> None:
         if informers:
             from webhook.informers import Informers
@@ -254,7 +259,9 @@ def _validate(admission: reviews.AdmissionRequest, runtime: Runtime) -> reviews.
         if error.name != "webhook.validate":
             raise
         return reviews.Verdict.deny("validation is not available in this build of the webhook", code=500)
-    return validate.review(admission, view=runtime.view, system_users=runtime.system_users)
+    return validate.review(
+        admission, view=runtime.view, system_users=runtime.system_users, live=runtime.built_store
+    )
 
 
 def _mutate(admission: reviews.AdmissionRequest, runtime: Runtime) -> reviews.Verdict:

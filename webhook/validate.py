@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from webhook.attachments import LiveReads
 from webhook.reviews import AdmissionRequest, Verdict
 from webhook.rules import common, ippools, nads, pods, subnets, workloads
 from webhook.view import ClusterView
@@ -26,15 +27,22 @@ RULES: dict[tuple[str, str], Rule] = {
 
 
 def review(
-    request: AdmissionRequest, *, view: ClusterView, system_users: frozenset[str] = frozenset()
+    request: AdmissionRequest,
+    *,
+    view: ClusterView,
+    system_users: frozenset[str] = frozenset(),
+    live: LiveReads | None = None,
 ) -> Verdict:
     """Decide one admission request.
 
     `system_users` are the usernames (the webhook's own service account,
     `system:serviceaccount:<ns>:<sa>`) allowed to change a pod's allocation annotations after
     creation; everyone else is refused, or they could point the CNI at another pod's address.
+    `live` (the mutating webhook's `Store`) reads a NAD or Subnet the cache has not seen yet, as
+    mutation does, so a NAD applied together with its pod is not refused here after mutation
+    already allocated for it.
     """
-    context = common.Context(request, view=view, system_users=system_users)
+    context = common.Context(request, view=view, system_users=system_users, live=live)
     kind = common.mapping(context.request.get("kind"))
     rule = RULES.get((common.text(kind.get("group")), common.text(kind.get("kind"))))
     if rule is None:

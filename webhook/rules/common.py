@@ -16,6 +16,7 @@ from allocator import addresses
 from allocator import annotations as keys
 from allocator.errors import AllocatorError
 from webhook import objects
+from webhook.attachments import LiveReads
 from webhook.view import ClusterView
 
 INVALID = 422  # the object itself is malformed (kubectl shows "Invalid")
@@ -124,9 +125,17 @@ def conflict(message: str) -> AdmissionError:
 class Context:
     """One admission request as the rules see it, plus the warnings they collect."""
 
-    def __init__(self, request: Any, *, view: ClusterView, system_users: frozenset[str]) -> None:
+    def __init__(
+        self,
+        request: Any,
+        *,
+        view: ClusterView,
+        system_users: frozenset[str],
+        live: LiveReads | None = None,
+    ) -> None:
         self.request = mapping(request)
         self.view = view
+        self.live = live  # API server reads on a cache miss (NADs, Subnets), as mutation has
         self.system_users = system_users
         self.warnings: list[str] = []
 

@@ -60,7 +60,9 @@ def check_annotations(
     """Every CREATE rule on one set of pod annotations (a pod's or a pod template's), over the
     attachments and Subnets the mutating webhook allocates from (`webhook.attachments`)."""
     try:
-        found = attachments.resolve(context.view, annotations, namespace, warn=context.warn)
+        found = attachments.resolve(
+            context.view, annotations, namespace, live=context.live, warn=context.warn
+        )
     except attachments.AttachmentError as error:
         raise common.AdmissionError(str(error), code=error.code) from None
     for attachment in found:

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from webhook import objects
+from webhook import objects, validate
 
-from .world import SYSTEM_USER, World, guide_world, kube_ovn_config, macvlan_config, pod
+from .world import SYSTEM_USER, World, guide_world, kube_ovn_config, macvlan_config, nad, pod, request
 
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
 DEFAULT_NETWORK = "v1.multus-cni.io/default-network"
@@ -427,3 +427,52 @@ def test_subnets_of_the_provider_bound_to_namespaces_serve_only_those() -> None:
         "add default to the spec.namespaces of one"
     )
     assert world.review(pod({NETWORKS: "default/macvlan"}, namespace="team-a")).allowed
+
+
+# -- cache lag: the live reads mutation has --------------------------------------------------------
+class _LiveReads:
+    """The API server as `Store` reads it on a cache miss: objects the watch has not delivered yet."""
+
+    def __init__(self, *, nads: tuple[dict, ...] = (), subnets: tuple[dict, ...] = ()) -> None:
+        self.nads = {(n["metadata"]["namespace"], n["metadata"]["name"]): n for n in nads}
+        self.subnets = {s["metadata"]["name"]: s for s in subnets}
+        self.asked: list[str] = []
+
+    def fetch_nad(self, namespace: str, name: str) -> dict | None:
+        self.asked.append(f"nad {namespace}/{name}")
+        return self.nads.get((namespace, name))
+
+    def fetch_subnet(self, name: str) -> dict | None:
+        self.asked.append(f"subnet {name}")
+        return self.subnets.get(name)
+
+    def subnets_for(self, provider: str) -> list[dict]:
+        self.asked.append(f"subnets for {provider}")
+        return [s for s in self.subnets.values() if s["spec"].get("provider") == provider]
+
+
+def _lagging_world() -> World:
+    """The macvlan Subnet is cached; the NAD applied with the pod is not yet."""
+    world = World()
+    world.subnet("macvlan", provider="macvlan.default", cidrBlock="172.17.0.0/16")
+    return world
+
+
+def test_nad_the_cache_has_not_seen_is_read_live_and_the_pod_allowed() -> None:
+    world = _lagging_world()
+    live = _LiveReads(nads=(nad("macvlan", macvlan_config()),))
+    verdict = validate.review(request(pod({NETWORKS: "default/macvlan"})), view=world.view, live=live)
+    assert verdict.allowed, verdict.message
+    assert live.asked == ["nad default/macvlan"]
+
+
+def test_nad_neither_cached_nor_live_is_refused_as_without_live_reads() -> None:
+    world = _lagging_world()
+    annotations = {NETWORKS: "default/macvlan"}
+    with_live = validate.review(request(pod(annotations)), view=world.view, live=_LiveReads())
+    cache_only = validate.review(request(pod(annotations)), view=world.view)
+    assert not with_live.allowed
+    assert with_live.message == cache_only.message
+    assert with_live.code == cache_only.code
+    missing = f"NetworkAttachmentDefinition default/macvlan, named in {NETWORKS}, does not exist"
+    assert missing in with_live.message
