@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 from allocator import annotations as keys
 from allocator import errors, networks, pools
-from webhook import attachments, objects, reviews
+from webhook import attachments, objects, reviews, subnet_fit
 from webhook.cache import Object
+from webhook.rules.subnetinfo import SubnetInfo
 from webhook.store import Claim, Held, PodIdentity, Store, TryAgain
 
 
@@ -43,6 +44,8 @@ def review(request: reviews.AdmissionRequest, *, store: Store) -> reviews.Verdic
         found = attachments.resolve(store, notes, namespace, live=store)
         if not found:
             return reviews.Verdict.allow()
+        for attachment in found:  # refusals the validating webhook would give later, before any lock
+            subnet_fit.check(attachment, SubnetInfo.of(attachment.subnet), attachment.fields(notes))
         wanted = [Wanted(a, claim(a, who, notes, store)) for a in found]
         for want in wanted:
             store.check(who, want.claim)

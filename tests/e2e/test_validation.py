@@ -354,15 +354,16 @@ def test_ippool_rules(net: Net, kubectl: Kubectl) -> None:
     assert "(server dry run)" in result.stdout
 
 
-# -- Pods: rules the validating webhook enforces on its own ----------------------------------------
+# -- Pods: rules on what the annotations ask of the Subnet ------------------------------------------
 def test_pod_rules(net: Net, kubectl: Kubectl) -> None:
     ns = net.namespace
     selection = [{"name": "e2e", "namespace": ns, "default-route": ["10.9.9.1"]}]
-    refused(
+    refused(  # the mutating webhook refuses gateways outside before it locks an address
         kubectl,
         pod("route", ns, {NETWORKS: json.dumps(selection)}),
         f"default-route gateway 10.9.9.1 of {ns}/e2e in {NETWORKS} is outside Subnet {net.subnet} "
         f"({net.cidr}); use an address inside it, such as its gateway 10.77.0.1",
+        by=MUTATE_DENIED,
     )
     routes = json.dumps([{"dst": "192.168.0.101/24", "gw": "10.9.9.254"}])
     refused(
@@ -370,6 +371,7 @@ def test_pod_rules(net: Net, kubectl: Kubectl) -> None:
         pod("routes", ns, {NETWORKS: f"{ns}/e2e", net.key("routes"): routes}),
         f"the route to 192.168.0.0/24 in {net.key('routes')} goes via 10.9.9.254, outside Subnet "
         f"{net.subnet}",
+        by=MUTATE_DENIED,
     )
     ovn = f"{net.subnet}-ovn"
     allowed(kubectl, subnet(ovn, provider="ovn", cidrBlock="10.81.0.0/24"))

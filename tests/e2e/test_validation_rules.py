@@ -2,8 +2,9 @@
 meets them at `kubectl apply`: the sentence kubectl prints, and which webhook said it.
 
 Pod CREATE goes through the mutating webhook first, and it refuses most bad pods before the
-validating webhook sees them, so a pod's denial comes from "mutate.multinic-ipam.io" unless only
-the validating rules catch it (routes, pool entries outside the Subnet, a foreign logical_switch).
+validating webhook sees them (routes, default-route gateways and pool entries outside the Subnet
+included: `webhook.subnet_fit` runs before any address is locked), so a pod's denial comes from
+"mutate.multinic-ipam.io" unless only the validating rules catch it.
 Refusals are asked with `--dry-run=server` (admission runs, nothing is stored) and repeated until
 the webhook's caches have seen what the test just created; an object wrongly allowed changes
 nothing, and the test fails with kubectl's output.

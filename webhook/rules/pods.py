@@ -1,6 +1,7 @@
 """Pod rules. CREATE: the networks parse, each NAD exists, and what the annotations ask of each
 kube-ovn attachment fits its Subnet: fixed addresses and MACs free (or this pod's own), pool
-entries inside, route gateways and default-route gateways inside. UPDATE: the allocation
+entries inside, route gateways and default-route gateways inside (`webhook.subnet_fit`, which the
+mutating webhook checks before it locks anything; here they are the second line). UPDATE: the allocation
 annotations are frozen except for the system's own identity, or anyone allowed to update a pod
 could point the CNI at another pod's address.
 
@@ -18,8 +19,8 @@ import netaddr
 
 from allocator import annotations as keys
 from allocator import mac, pools
-from allocator.errors import AllocatorError, ParseError, PoolSpecError, RoutesError
-from webhook import attachments, objects
+from allocator.errors import AllocatorError, ParseError, PoolSpecError
+from webhook import attachments, objects, subnet_fit
 from webhook.attachments import Attachment
 from webhook.rules import common
 from webhook.rules.subnetinfo import PRIMARY, SubnetInfo, address_set
@@ -63,16 +64,17 @@ def check_annotations(
         found = attachments.resolve(
             context.view, annotations, namespace, live=context.live, warn=context.warn
         )
+        for attachment in found:
+            subnet = SubnetInfo.of(attachment.subnet)
+            fields = attachment.fields(annotations)
+            _check_addresses(context, attachment, subnet, fields, owns)
+            _check_mac(context, attachment, subnet, fields, owns)
+            subnet_fit.check_pool_entries(attachment, subnet, fields)
+            _check_ippool(context, attachment, subnet, fields)
+            subnet_fit.check_routes(attachment, subnet, fields)
+            subnet_fit.check_default_route(attachment, subnet)
     except attachments.AttachmentError as error:
         raise common.AdmissionError(str(error), code=error.code) from None
-    for attachment in found:
-        subnet = SubnetInfo.of(attachment.subnet)
-        fields = attachment.fields(annotations)
-        _check_addresses(context, attachment, subnet, fields, owns)
-        _check_mac(context, attachment, subnet, fields, owns)
-        _check_pool(context, attachment, subnet, fields)
-        _check_routes(attachment, subnet, fields)
-        _check_default_route(attachment, subnet)
     _warn_unused_providers(context, annotations, found)
     return found
 
@@ -122,7 +124,9 @@ def _check_claim(
     context: common.Context, where: str, address: netaddr.IPAddress, subnet: SubnetInfo, owns: Owns
 ) -> None:
     if subnet.network_for(address) is None:
-        raise common.invalid(f"{where} {address} is outside {_describe(subnet)}; choose an address inside it")
+        raise common.invalid(
+            f"{where} {address} is outside {subnet_fit.describe(subnet)}; choose an address inside it"
+        )
     reason = subnet.reserved_reason(address)
     if reason:
         raise common.invalid(f"{where} {address} is {reason}; choose another address")
@@ -170,36 +174,29 @@ def _check_mac(
                 )
 
 
-def _check_pool(
+def _check_ippool(
     context: common.Context, attachment: Attachment, subnet: SubnetInfo, fields: Mapping[str, str]
 ) -> None:
+    """An `ip_pool` naming an IPPool: it exists and belongs to the attachment's Subnet (its listed
+    entries are `subnet_fit`'s, which the mutating webhook checks too)."""
     if keys.IP_POOL not in fields:
         return
     key = attachment.key(keys.IP_POOL)
-    try:
-        pool = pools.parse_ip_pool(fields[keys.IP_POOL])
-    except PoolSpecError as error:
-        raise common.invalid(f"{key} is not usable: {error}") from None
-    if pool.ippool_name is not None:
-        obj = context.view.ippool(pool.ippool_name)
-        if obj is None:
-            raise common.invalid(
-                f"IPPool {pool.ippool_name}, named by {key}, does not exist; create it or list addresses "
-                "like 172.17.0.200,172.17.0.201"
-            )
-        subnet_name = common.text(common.spec(obj).get("subnet"))
-        if subnet_name != subnet.name:
-            raise common.invalid(
-                f"IPPool {pool.ippool_name}, named by {key}, belongs to Subnet {subnet_name or '(none)'}, "
-                f"but this attachment draws from {_describe(subnet)}; name a pool of that Subnet"
-            )
+    pool = pools.parse_ip_pool(fields[keys.IP_POOL])  # parses: subnet_fit.check_pool_entries ran first
+    if pool.ippool_name is None:
         return
-    for entry in pool.entries:
-        for text in entry:
-            address = netaddr.IPAddress(text)
-            reason = subnet.reserved_reason(address)
-            if reason:
-                raise common.invalid(f"{key} entry {address} is {reason}; list only usable addresses of it")
+    obj = context.view.ippool(pool.ippool_name)
+    if obj is None:
+        raise common.invalid(
+            f"IPPool {pool.ippool_name}, named by {key}, does not exist; create it or list addresses "
+            "like 172.17.0.200,172.17.0.201"
+        )
+    subnet_name = common.text(common.spec(obj).get("subnet"))
+    if subnet_name != subnet.name:
+        raise common.invalid(
+            f"IPPool {pool.ippool_name}, named by {key}, belongs to Subnet {subnet_name or '(none)'}, "
+            f"but this attachment draws from {subnet_fit.describe(subnet)}; name a pool of that Subnet"
+        )
 
 
 def pool_size(context: common.Context, value: str) -> int | None:
@@ -215,43 +212,6 @@ def pool_size(context: common.Context, value: str) -> int | None:
         return None
     entries = common.spec(obj).get("ips")
     return address_set(entries if isinstance(entries, list) else []).size
-
-
-def _check_routes(attachment: Attachment, subnet: SubnetInfo, fields: Mapping[str, str]) -> None:
-    if keys.ROUTES not in fields:
-        return
-    key = attachment.key(keys.ROUTES)
-    try:
-        routes = keys.parse_routes(fields[keys.ROUTES])
-    except RoutesError as error:
-        raise common.invalid(f"{key} is not usable: {error}") from None
-    for route in routes:
-        if route.gw is None or subnet.network_for(route.gw) is not None:
-            continue
-        target = "the default route" if route.is_default else f"the route to {route.dst}"
-        raise common.invalid(
-            f"{target} in {key} goes via {route.gw}, outside {_describe(subnet)}; "
-            "use a gateway inside the Subnet"
-        )
-
-
-def _check_default_route(attachment: Attachment, subnet: SubnetInfo) -> None:
-    selection = attachment.selection
-    if selection is None:
-        return
-    for text in selection.default_route:
-        gateway = netaddr.IPAddress(text)
-        if subnet.network_for(gateway) is None:
-            example = next((str(g) for g in subnet.gateways if g.version == gateway.version), "")
-            hint = f", such as its gateway {example}" if example else ""
-            raise common.invalid(
-                f"default-route gateway {gateway} of {selection.key} in {keys.NETWORKS} is outside "
-                f"{_describe(subnet)}; use an address inside it{hint}"
-            )
-
-
-def _describe(subnet: SubnetInfo) -> str:
-    return f"Subnet {subnet.name} ({subnet.cidr_text})"
 
 
 def _warn_unused_providers(

@@ -153,7 +153,8 @@ def test_logical_switch_wins_over_provider_matching(world):
 def test_kube_ovn_type_attachment_with_custom_routes(world):
     notes = {"k8s.v1.cni.cncf.io/networks": "default/attachnet",
              "attachnet.default.ovn.kubernetes.io/routes":
-                 '[{"dst": "192.168.0.101/24", "gw": "172.17.0.254"}, {"gw": "172.17.0.254"}]'}
+                 # gateways inside this world's attachnet (the guide's is 172.17.0.0/16)
+                 '[{"dst": "192.168.0.101/24", "gw": "172.18.0.254"}, {"gw": "172.18.0.254"}]'}
     out = written(mutate.review(request(notes, name="custom-routes-attach"), store=world.store))
     assert out["attachnet.default.ovn.kubernetes.io/ip_address"] == "172.18.0.11"
     assert "attachnet.default.ovn.kubernetes.io/routes" not in out  # an input, left as the user wrote it
@@ -288,3 +289,45 @@ def test_dual_stack_attachment_writes_both_families_in_one_value(world):
     assert out["macvlan.default.kubernetes.io/cidr"] == "172.17.0.0/16,fd00:17::/64"
     assert out["macvlan.default.kubernetes.io/gateway"] == "172.17.0.1,fd00:17::1"
     assert len(world.api.ips) == 2
+
+
+# -- refusals the validating webhook would give later come before any lock ---------------------------
+ROUTES = "attachnet.default.ovn.kubernetes.io/routes"
+ROUTE_OUTSIDE = (f"the route to 192.168.0.0/24 in {ROUTES} goes via 10.9.9.254, "
+                 "outside Subnet attachnet (172.18.0.0/16); use a gateway inside the Subnet")
+
+
+@pytest.mark.parametrize(
+    ("notes", "expected"),
+    [
+        ({NETWORKS: "macvlan,attachnet", ROUTES: '[{"dst": "192.168.0.101/24", "gw": "10.9.9.254"}]'},
+         ROUTE_OUTSIDE),
+        ({NETWORKS: "macvlan", "macvlan.default.kubernetes.io/routes": "not-json"},
+         'macvlan.default.kubernetes.io/routes is not usable: the routes annotation "not-json" is not JSON'),
+        ({NETWORKS: json.dumps([{"name": "macvlan", "default-route": ["10.9.9.1"]}])},
+         "default-route gateway 10.9.9.1 of default/macvlan in k8s.v1.cni.cncf.io/networks is outside Subnet "
+         "macvlan (172.17.0.0/16); use an address inside it, such as its gateway 172.17.0.1"),
+        ({NETWORKS: "macvlan", "macvlan.default.kubernetes.io/ip_pool": "172.17.0.50,172.16.0.5"},
+         "macvlan.default.kubernetes.io/ip_pool entry 172.16.0.5 is outside Subnet macvlan (172.17.0.0/16); "
+         "list only usable addresses of it"),
+    ],
+    ids=["route-gateway-outside", "routes-not-json", "default-route-outside", "pool-entry-outside"],
+)
+def test_what_validation_would_refuse_is_refused_before_any_ip_object_is_created(world, notes, expected):
+    verdict = mutate.review(request(notes), store=world.store)
+    assert not verdict.allowed
+    assert verdict.code == 422
+    assert expected in verdict.message
+    assert world.api.ips == {}
+    assert not [call for call in world.api.calls if call[0] == "create_ip"]
+
+
+def test_mutation_and_validation_refuse_a_route_gateway_outside_with_one_sentence(world):
+    from webhook import validate
+
+    notes = {NETWORKS: "macvlan,attachnet", ROUTES: '[{"dst": "192.168.0.101/24", "gw": "10.9.9.254"}]'}
+    mutated = mutate.review(request(notes), store=world.store)
+    validated = validate.review(request(notes), view=world.store)
+    assert not mutated.allowed and not validated.allowed
+    assert mutated.message == validated.message == ROUTE_OUTSIDE
+    assert mutated.code == validated.code == 422
