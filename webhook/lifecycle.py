@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from allocator.errors import AllocatorError
 from webhook import decisions, metrics, objects
 from webhook.cache import Object
 from webhook.kubeapi import AlreadyExists, Api, ApiError, Conflict, NotFound
@@ -273,7 +274,8 @@ class Lifecycle:
             name = subnet["metadata"]["name"]
             try:
                 state = self.store.state(name)
-            except Exception:
+            except AllocatorError as error:  # an invalid spec or a Subnet gone meanwhile: no counters
+                log.debug("no status for Subnet %s: %s", name, error)
                 continue
             with state.lock:
                 usage = state.allocator.usage()
