@@ -28,11 +28,12 @@ MAC_ADDRESS = "mac_address"
 IP_POOL = "ip_pool"
 LOGICAL_SWITCH = "logical_switch"
 ROUTES = "routes"
+IP_FAMILY = "ip_family"
 CIDR = "cidr"
 GATEWAY = "gateway"
 ALLOCATED = "allocated"
 
-INPUT_FIELDS = (IP_ADDRESS, MAC_ADDRESS, IP_POOL, LOGICAL_SWITCH, ROUTES)
+INPUT_FIELDS = (IP_ADDRESS, MAC_ADDRESS, IP_POOL, IP_FAMILY, LOGICAL_SWITCH, ROUTES)
 OUTPUT_FIELDS = (IP_ADDRESS, MAC_ADDRESS, CIDR, GATEWAY, LOGICAL_SWITCH, ALLOCATED)
 
 _SUFFIX = ".kubernetes.io/"
@@ -72,6 +73,17 @@ def split_dual(value: str) -> tuple[str, ...]:
             f'{quote(value)} is not one value or a dual-stack pair; write "ipv4", "ipv6" or "ipv4,ipv6"'
         )
     return parts
+
+
+_IP_FAMILIES = {"ipv4": (4,), "ipv6": (6,), "dual": (4, 6)}
+
+
+def parse_ip_family(value: str) -> tuple[int, ...]:
+    """`ip_family` (`IPv4`, `IPv6` or `dual`, any case) as the IP versions asked for."""
+    families = _IP_FAMILIES.get(value.strip().lower()) if isinstance(value, str) else None
+    if families is None:
+        raise ParseError(f"ip_family {quote(value)} is not IPv4, IPv6 or dual; write one of those")
+    return families
 
 
 def parse_address(text: str) -> netaddr.IPAddress:

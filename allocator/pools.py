@@ -1,12 +1,15 @@
 """The ``ip_pool`` annotation: a list of addresses for a workload's pods, or the name of an IPPool.
 
-Forms, as in Kube-OVN: ``172.17.0.200,172.17.0.201`` (one address per entry), or with ``;``
-``10.16.0.15,fd00::f;10.16.0.16,fd00::10`` where an entry may be a dual-stack pair. A single
-token that is not an address names an ``ippools.kubeovn.io`` object. Entries are single addresses
-only: ranges and CIDRs belong in an IPPool's ``spec.ips``, where their size is visible.
+Forms, as in Kube-OVN's ``acquireAddress``: ``172.17.0.200,172.17.0.201`` (one address per
+entry), except that exactly two addresses of different families (``10.16.0.15,fd00::f``) are one
+dual-stack entry; with ``;`` ``10.16.0.15,fd00::f;10.16.0.16,fd00::10`` each entry may be a pair. A
+single token that is not an address names an ``ippools.kubeovn.io`` object. Entries are single
+addresses only: ranges and CIDRs belong in an IPPool's ``spec.ips`` (``parse_pool_ips``), where
+their size is visible.
 
 StatefulSet pods take the entry at their ordinal so a pod keeps its address across restarts;
-other pods take the first free entry in order.
+other pods take the first free entry in order. An entry the subnet can never hand out (its
+gateway, an excluded address, …) is skipped, so it never blocks a usable one.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from allocator.addresses import family_name, format_ip, parse_ip
-from allocator.errors import InvalidAddress, PoolExhausted, PoolSpecError
+from allocator.errors import InvalidAddress, OutOfRange, PoolExhausted, PoolSpecError
 
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _ORDINAL = re.compile(r"-([0-9]+)")
@@ -40,7 +43,7 @@ def parse_ip_pool(value: str) -> PoolSpec:
             f"ip_pool {value!r} is empty; list addresses like 172.17.0.200,172.17.0.201 or name an IPPool"
         )
     text = value.strip()
-    pairs_allowed = ";" in text
+    pairs_allowed = ";" in text or _is_dual_pair(text)
     tokens = [token.strip() for token in text.split(";" if pairs_allowed else ",")]
     if len(tokens) == 1 and not pairs_allowed and not _looks_like_address(tokens[0]):
         return PoolSpec(ippool_name=_pool_name(tokens[0]))
@@ -68,8 +71,17 @@ def statefulset_ordinal(pod_name: str) -> int | None:
     return int(tail)
 
 
-def choose_entry(entries: Sequence[Entry], *, ordinal: int | None, is_free: Callable[[Entry], bool]) -> Entry:
-    """The entry a pod gets: its ordinal's for a StatefulSet pod, else the first free one."""
+def choose_entry(
+    entries: Sequence[Entry],
+    *,
+    ordinal: int | None,
+    is_free: Callable[[Entry], bool],
+    why_unusable: Callable[[str], str],
+) -> Entry:
+    """The entry a pod gets: its ordinal's for a StatefulSet pod, else the first free usable one.
+
+    ``why_unusable`` is the subnet's rule (``SubnetSpec.why_unusable``); entries with an address it
+    refuses are skipped, and only when none is left is the pod refused, naming why."""
     shown = format_entries(entries)
     if ordinal is not None:
         if ordinal >= len(entries):
@@ -78,21 +90,58 @@ def choose_entry(entries: Sequence[Entry], *, ordinal: int | None, is_free: Call
                 "address; add entries or scale down"
             )
         entry = entries[ordinal]
+        reason = _unusable(entry, why_unusable)
+        if reason:
+            raise OutOfRange(
+                f"ip_pool entry {','.join(entry)} for StatefulSet pod ordinal {ordinal} is {reason}; "
+                "change that entry to a usable address"
+            )
         if not is_free(entry):
             raise PoolExhausted(
                 f"ip_pool entry {','.join(entry)} for StatefulSet pod ordinal {ordinal} is held by another "
                 "owner; release it or change the pool"
             )
         return entry
-    for entry in entries:
+    usable = usable_entries(entries, why_unusable)
+    for entry in usable:
         if is_free(entry):
             return entry
-    paired = any(len(entry) > 1 for entry in entries)
-    if len(entries) == 1:
+    paired = any(len(entry) > 1 for entry in usable)
+    count = len(usable)
+    qualifier = "usable " if count < len(entries) else ""
+    if count == 1:
         noun = "entry" if paired else "address"
-        raise PoolExhausted(f"the only {noun} of ip_pool {shown} is held; add entries or free it")
+        raise PoolExhausted(f"the only {qualifier}{noun} of ip_pool {shown} is held; add entries or free it")
     noun = "entries" if paired else "addresses"
-    raise PoolExhausted(f"all {len(entries)} {noun} of ip_pool {shown} are held; add entries or free some")
+    raise PoolExhausted(
+        f"all {count} {qualifier}{noun} of ip_pool {shown} are held; add entries or free some"
+    )
+
+
+def usable_entries(entries: Sequence[Entry], why_unusable: Callable[[str], str]) -> list[Entry]:
+    """The entries whose every address the subnet may hand out; raises ``PoolSpecError`` naming
+    the first reason when there is none."""
+    usable = [entry for entry in entries if not _unusable(entry, why_unusable)]
+    if not usable and entries:
+        entry = entries[0]
+        raise PoolSpecError(
+            f"no entry of ip_pool {format_entries(entries)} can be handed out: "
+            f"{first_unusable(entry, why_unusable)}; list usable addresses of the subnet"
+        )
+    return usable
+
+
+def first_unusable(entry: Entry, why_unusable: Callable[[str], str]) -> str:
+    """``10.0.0.1 is the gateway of subnet net`` for the first address of ``entry`` refused."""
+    for address in entry:
+        reason = why_unusable(address)
+        if reason:
+            return f"{address} is {reason}"
+    return ""
+
+
+def _unusable(entry: Entry, why_unusable: Callable[[str], str]) -> str:
+    return next((reason for reason in map(why_unusable, entry) if reason), "")
 
 
 def format_entries(entries: Sequence[Entry]) -> str:
@@ -126,6 +175,80 @@ def _parse_address(token: str) -> str:
             f"ip_pool entry {token!r} is not an IP address{hint}; list addresses like "
             "172.17.0.200,172.17.0.201"
         ) from None
+
+
+def _is_dual_pair(text: str) -> bool:
+    """Exactly two addresses of different families: one dual-stack entry, as in Kube-OVN."""
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) != 2:
+        return False
+    try:
+        return parse_ip(parts[0])[0] != parse_ip(parts[1])[0]
+    except InvalidAddress:
+        return False
+
+
+def parse_pool_ips(entries: object, *, pool: str = "") -> tuple[tuple[int, int, int], ...]:
+    """An IPPool's ``spec.ips`` (``ip``, ``cidr`` or ``a..b`` items) as ``(version, low, high)``
+    ranges in order; a bad item raises ``PoolSpecError`` with the reason, naming the item."""
+    if entries is None:
+        return ()
+    if isinstance(entries, str) or not isinstance(entries, Sequence):
+        raise PoolSpecError(f"spec.ips of IPPool {pool} is not a list; {_IPS_EXAMPLE} per item")
+    return tuple(_pool_range(item, pool) for item in entries)
+
+
+def parse_pool_ips_leniently(entries: object) -> tuple[tuple[int, int, int], ...]:
+    """``parse_pool_ips`` for a stored IPPool: items that do not parse are left out."""
+    if isinstance(entries, str) or not isinstance(entries, Sequence):
+        return ()
+    ranges = []
+    for item in entries:
+        try:
+            ranges.append(_pool_range(item, ""))
+        except PoolSpecError:
+            continue
+    return tuple(ranges)
+
+
+_IPS_EXAMPLE = "write an IP (172.17.0.200), a CIDR (172.17.0.208/29) or a range (172.17.0.220..172.17.0.230)"
+
+
+def _pool_range(item: object, pool: str) -> tuple[int, int, int]:
+    text = item.strip() if isinstance(item, str) else ""
+    shown = f'"{item}"' if isinstance(item, str) else repr(item)
+
+    def bad(reason: str = "") -> PoolSpecError:
+        because = f" ({reason})" if reason else ""
+        return PoolSpecError(
+            f"spec.ips entry {shown} of IPPool {pool} is not a usable IP, CIDR or a..b range{because}; "
+            f"{_IPS_EXAMPLE}"
+        )
+
+    try:
+        if ".." in text:
+            first_text, _, last_text = text.partition("..")
+            (version, low), (last_version, high) = parse_ip(first_text), parse_ip(last_text)
+            if version != last_version:
+                raise bad("it mixes IPv4 and IPv6")
+            if low > high:
+                raise bad(f"it starts after it ends, {first_text.strip()} > {last_text.strip()}")
+            return version, low, high
+        if "/" in text:
+            address, _, prefix = text.partition("/")
+            version, value = parse_ip(address)
+            top = 32 if version == 4 else 128
+            if not (prefix.isascii() and prefix.isdigit()) or int(prefix) > top:
+                raise bad()
+            size = 1 << (top - int(prefix))
+            if value % size:
+                network = format_ip(version, value - value % size)
+                raise bad(f"it has host bits set; the network is {network}/{prefix}")
+            return version, value, value + size - 1
+        version, value = parse_ip(text)
+        return version, value, value
+    except InvalidAddress:
+        raise bad() from None
 
 
 def _looks_like_address(token: str) -> bool:

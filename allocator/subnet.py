@@ -3,16 +3,14 @@
 ``SubnetSpec.parse`` is what the validating webhook runs on ``kubeovn.io/v1`` Subnets, so each
 rejection is one sentence naming the field, the offending value and what would be accepted.
 
-``Subnet`` keeps, per address family, only ints: the never-used free addresses as an
-``IPRangeSet``, a FIFO of released addresses (reused only once the never-used ones are gone, so a
-just-freed address is not handed to the next pod while stale routes or ARP entries still point at
-it), and the held addresses with their owners. Memory grows with held addresses and ranges, never
-with the subnet size; a /8 or an IPv6 /64 behaves like a /24.
+``Subnet`` keeps, per address family (``allocator.family``), only ints: per pool the never-used
+free addresses as an ``IPRangeSet`` and a FIFO of released addresses (reused only once the
+never-used ones are gone, so a just-freed address is not handed to the next pod while stale routes
+or ARP entries still point at it), and the held addresses with their owners. Memory grows with held
+addresses and ranges, never with the subnet size; a /8 or an IPv6 /64 behaves like a /24.
 
-Usable addresses are network+1 .. last-1 for both families (the whole block for /31 and /127).
-IPv6 has no broadcast, but like Kube-OVN (``util.LastIP``) the all-ones address is kept out too, so
-both families follow one rule. The gateway is never handed out nor claimable; excluded addresses are
-never handed out sequentially but may be claimed as fixed addresses, as Kube-OVN allows.
+Which addresses may be handed out is ``allocator.usable``'s rule, reached through
+``SubnetSpec.rules`` and ``SubnetSpec.why_unusable``: nothing else re-derives it.
 
 A ``Subnet`` is not thread-safe: the store serialises access to it.
 """
@@ -20,9 +18,9 @@ A ``Subnet`` is not thread-safe: the store serialises access to it.
 from __future__ import annotations
 
 import random
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import netaddr
 
@@ -34,10 +32,13 @@ from allocator.errors import (
     InvalidCIDR,
     OutOfRange,
     ParseError,
+    PoolExhausted,
     SubnetExhausted,
 )
+from allocator.family import SUBNET_BUCKET, Family, Owned
 from allocator.mac import format_mac, mac_to_int, random_mac_value
 from allocator.ranges import IPRangeSet
+from allocator.usable import FamilyRule, usable_bounds
 
 PROTOCOLS = ("IPv4", "IPv6", "Dual")
 DEFAULT_PROVIDER = "ovn"
@@ -58,14 +59,6 @@ _RESERVED = {
 }
 _EXAMPLE = {4: "172.17.0.0/16", 6: "fd00:10::/64"}
 _MAC_ATTEMPTS = 64
-
-
-def usable_bounds(cidr: netaddr.IPNetwork) -> tuple[int, int]:
-    """First and last address that may be handed out: network+1 .. last-1, whole /31 and /127."""
-    first, last = cidr.first, cidr.last
-    if cidr.prefixlen == _MAX_PREFIX[cidr.version] - 1:
-        return first, last
-    return first + 1, last - 1
 
 
 @dataclass(frozen=True)
@@ -143,6 +136,27 @@ class SubnetSpec:
                 f"{address} is outside subnet {self.name} ({self.cidr_block}); choose an address inside it"
             )
         return cidr.prefixlen
+
+    @cached_property
+    def rules(self) -> dict[int, FamilyRule]:
+        """The handing-out rule of each family block (IPv4 first)."""
+        rules = {}
+        for cidr, gateway in zip(self.cidrs, self.gateways, strict=True):
+            excluded = IPRangeSet()
+            for low, high in self.excludes:
+                if low.version == cidr.version:
+                    excluded.add(int(low), int(high))
+            rules[cidr.version] = FamilyRule(self.name, cidr, int(gateway), excluded)
+        return rules
+
+    def why_unusable(self, address: Address, *, fixed: bool = False) -> str:
+        """Why ``address`` can not be handed out by this subnet ("" when it can): outside it, its
+        network, broadcast or last address, its gateway, or (unless ``fixed``) in ``excludeIps``."""
+        version, value = parse_ip(address)
+        rule = self.rules.get(version)
+        if rule is None:
+            return f"outside subnet {self.name} ({self.cidr_block})"
+        return rule.why_not(value, fixed=fixed)
 
 
 # -- spec parsing ------------------------------------------------------------------------------
@@ -357,99 +371,86 @@ class Usage:
     v6_using: int
 
 
-_Owned = int | tuple[int, ...]
+@dataclass(frozen=True)
+class PoolDef:
+    """A named IPPool of this subnet: its addresses (``(version, low, high)`` ranges) and the
+    namespaces whose pods draw from it without naming it."""
 
-
-class _Family:
-    """The state of one address family of a subnet; plain ints only."""
-
-    __slots__ = (
-        "allocatable",
-        "cidr",
-        "excluded",
-        "first",
-        "free",
-        "gateway",
-        "held",
-        "high",
-        "last",
-        "low",
-        "owners",
-        "released",
-        "version",
-    )
-
-    def __init__(self, cidr: netaddr.IPNetwork, gateway: netaddr.IPAddress) -> None:
-        self.version: int = cidr.version
-        self.cidr = cidr
-        self.first: int = cidr.first
-        self.last: int = cidr.last
-        self.low, self.high = usable_bounds(cidr)
-        self.gateway = int(gateway)
-        self.excluded = IPRangeSet()
-        self.free = IPRangeSet()
-        self.free.add(self.low, self.high)
-        self.free.discard(self.gateway)
-        self.released: OrderedDict[int, None] = OrderedDict()
-        self.held: dict[int, str] = {}
-        self.owners: dict[str, _Owned] = {}
-        self.allocatable = 0
-
-    def exclude(self, low: int, high: int) -> None:
-        self.excluded.add(low, high)
-        self.free.remove(low, high)
-
-    def is_allocatable(self, value: int) -> bool:
-        """Whether sequential allocation may hand this address out (once free)."""
-        return self.low <= value <= self.high and value != self.gateway and value not in self.excluded
+    name: str
+    ranges: tuple[tuple[int, int, int], ...]
+    namespaces: tuple[str, ...] = ()
 
 
 class Subnet:
-    """The mutable allocation state of one subnet: held addresses, free ranges, reuse queue, MACs."""
+    """The mutable allocation state of one subnet: held addresses, free ranges per pool, reuse
+    queues, MACs."""
 
     def __init__(self, spec: SubnetSpec, *, rng: random.Random | None = None) -> None:
         self.spec = spec
         self.name = spec.name
-        pairs = zip(spec.cidrs, spec.gateways, strict=True)
-        self._families: dict[int, _Family] = {cidr.version: _Family(cidr, gateway) for cidr, gateway in pairs}
-        for low, high in spec.excludes:
-            self._families[low.version].exclude(int(low), int(high))
-        for family in self._families.values():
-            family.allocatable = family.free.size
+        self._families: dict[int, Family] = {version: Family(rule) for version, rule in spec.rules.items()}
+        self._pools: dict[str, PoolDef] = {}
         self._macs: dict[int, str] = {}
-        self._mac_owners: dict[str, _Owned] = {}
+        self._mac_owners: dict[str, Owned] = {}
         self._rng = rng or random.Random()
 
     def __repr__(self) -> str:
         return f"Subnet({self.name!r}, {self.spec.cidr_block}, held={self.held_count})"
 
+    # -- IPPools -------------------------------------------------------------------------------
+    def set_pools(self, pools: Sequence[PoolDef]) -> None:
+        """Make ``pools`` the subnet's IPPools: their addresses go only to pods that use them."""
+        self._pools = {pool.name: pool for pool in pools}
+        for version, state in self._families.items():
+            members: dict[str, IPRangeSet] = {}
+            for pool in pools:
+                ranges = IPRangeSet()
+                for family, low, high in pool.ranges:
+                    if family == version:
+                        ranges.add(low, high)
+                members[pool.name] = ranges
+            state.set_pools(members)
+
+    def pools_for_namespace(self, namespace: str) -> tuple[str, ...]:
+        """The IPPools bound to ``namespace`` by their ``spec.namespaces``, by name."""
+        return tuple(sorted(name for name, pool in self._pools.items() if namespace in pool.namespaces))
+
+    def has_pool(self, name: str) -> bool:
+        return name in self._pools
+
+    def pool_of(self, address: Address) -> str:
+        """The IPPool whose addresses include ``address`` ("" for none)."""
+        state, value = self._locate(address)
+        return state.bucket_of(value)
+
     # -- addresses -----------------------------------------------------------------------------
-    def allocate(self, owner: str, family: int) -> netaddr.IPAddress:
-        """The owner's address of ``family``: the one it holds, else the lowest never-used free one,
-        else the longest-released one."""
+    def allocate(self, owner: str, family: int, pool: str = SUBNET_BUCKET) -> netaddr.IPAddress:
+        """The owner's address of ``family``: the one it holds, else the lowest never-used free one
+        of ``pool`` (the subnet outside every IPPool by default), else its longest-released one."""
         state = self._family(family)
         owned = state.owners.get(owner)
         if owned is not None:
             return to_ipaddress(state.version, _first(owned))
-        value = state.free.pop_first()
-        if value is None:
-            if not state.released:
-                raise SubnetExhausted(
-                    f"subnet {self.name} has no free {family_name(state.version)} address left: all "
-                    f"{state.allocatable:,} allocatable addresses of {state.cidr} are held; release "
-                    "some or give the subnet a larger cidrBlock"
-                )
-            value, _ = state.released.popitem(last=False)
+        value = self._pop(state, pool)[0]
         self._record(state, value, owner)
         return to_ipaddress(state.version, value)
 
-    def allocate_all(self, owner: str, fixed: Sequence[Address] = ()) -> tuple[netaddr.IPAddress, ...]:
-        """One address per family of the subnet (IPv4 first): ``fixed`` ones claimed, the other
-        families allocated. All or nothing: on any error nothing changes. ``fixed`` may also be the
-        annotation text itself (``"v4"`` or ``"v4,v6"``)."""
+    def allocate_all(
+        self,
+        owner: str,
+        fixed: Sequence[Address] = (),
+        *,
+        families: Sequence[int] | None = None,
+        pool: str = SUBNET_BUCKET,
+    ) -> tuple[netaddr.IPAddress, ...]:
+        """One address per family asked for (all of the subnet's by default; IPv4 first): ``fixed``
+        ones claimed, the other families allocated from ``pool``, as Kube-OVN fills the missing
+        family of a single-family fixed address on a dual-stack subnet. All or nothing: on any error
+        nothing changes. ``fixed`` may also be the annotation text itself (``"v4"`` or ``"v4,v6"``)."""
         if isinstance(fixed, str):
             fixed = [part for part in fixed.split(",") if part.strip()]
-        claims: dict[int, tuple[_Family, int]] = {}
+        wanted = self.families(families)
+        claims: dict[int, tuple[Family, int]] = {}
         for address in fixed:
             state, value, _ = self._check(owner, address)
             if state.version in claims:
@@ -457,25 +458,51 @@ class Subnet:
                     f"fixed addresses {', '.join(str(a) for a in fixed)} name two "
                     f"{family_name(state.version)} addresses; give at most one per family"
                 )
+            if state.version not in wanted:
+                raise InvalidAddress(
+                    f"fixed address {address} is {family_name(state.version)}, but only "
+                    f"{' and '.join(family_name(v) for v in wanted)} is asked for; drop it or ask for "
+                    f"{family_name(state.version)} too"
+                )
             claims[state.version] = (state, value)
-        taken: list[tuple[_Family, int, bool]] = []
+        taken: list[tuple[Family, int, str, bool]] = []
         try:
-            for version, state in self._families.items():
+            for version in wanted:
+                state = self._families[version]
                 if version in claims or state.owners.get(owner) is not None:
                     continue
-                from_free = state.free.first() is not None
-                taken.append((state, self.allocate(owner, version).value, from_free))
+                value, from_free = self._pop(state, pool)
+                self._record(state, value, owner)
+                taken.append((state, value, pool, from_free))
         except AllocatorError:
-            for state, value, from_free in taken:
-                self._undo_allocate(state, value, from_free)
+            for state, value, bucket, from_free in taken:
+                self._forget(state, value)
+                state.buckets[bucket].put_back(value, from_free)
             raise
         for state, value in claims.values():
             if state.held.get(value) != owner:
                 self._take(state, value, owner)
         return tuple(
-            to_ipaddress(version, claims[version][1] if version in claims else _first(state.owners[owner]))
-            for version, state in self._families.items()
+            to_ipaddress(version, claims[version][1])
+            if version in claims
+            else to_ipaddress(version, _first(self._families[version].owners[owner]))
+            for version in wanted
         )
+
+    def families(self, asked: Sequence[int] | None = None) -> tuple[int, ...]:
+        """The families a pod gets: ``asked`` (from ``ip_family``), checked against the subnet's
+        blocks, or every family of the subnet; IPv4 first."""
+        mine = tuple(self._families)
+        if asked is None:
+            return mine
+        missing = [version for version in asked if version not in self._families]
+        if missing:
+            raise OutOfRange(
+                f"{family_name(missing[0])} is asked for, but subnet {self.name} has only "
+                f"{' and '.join(family_name(v) for v in mine)} ({self.spec.cidr_block}); ask for "
+                f"{self.spec.protocol if self.spec.protocol != 'Dual' else 'dual'} or use another subnet"
+            )
+        return tuple(version for version in mine if version in asked)
 
     def claim(self, owner: str, address: Address) -> netaddr.IPAddress:
         """Hold a fixed address for ``owner`` (idempotent); excluded addresses may be claimed.
@@ -503,30 +530,22 @@ class Subnet:
         self._take(state, value, owner)
 
     def release(self, address: Address) -> str | None:
-        """Free an address; return its former owner (None if it was not held). Allocatable
-        addresses join the back of the reuse queue."""
+        """Free an address; return its former owner (None if it was not held). Usable addresses
+        join the back of their pool's reuse queue."""
         version, value = parse_ip(address)
         state = self._families.get(version)
         if state is None or value not in state.held:
             return None
-        return self._release(state, value)
+        owner = self._forget(state, value)
+        state.free_again(value)
+        return owner
 
     def release_owner(self, owner: str) -> list[netaddr.IPAddress]:
         """Free every address and MAC of an owner that is gone; return the addresses."""
-        released = []
-        for state in self._families.values():
-            for value in _values(state.owners.get(owner)):
-                self._release(state, value)
-                released.append(to_ipaddress(state.version, value))
+        released = [address for address in self.addresses_of(owner) if self.release(address) is not None]
         for mac in _values(self._mac_owners.pop(owner, None)):
             del self._macs[mac]
         return released
-
-    def holder(self, address: Address) -> str | None:
-        """The owner holding ``address``, if any."""
-        version, value = parse_ip(address)
-        state = self._families.get(version)
-        return None if state is None else state.held.get(value)
 
     def addresses_of(self, owner: str) -> tuple[netaddr.IPAddress, ...]:
         """Every address the owner holds, IPv4 first."""
@@ -536,6 +555,27 @@ class Subnet:
             for value in _values(state.owners.get(owner))
         )
 
+    def is_free(self, version: int, value: int, pool: str = SUBNET_BUCKET) -> bool:
+        """Whether ``pool`` could hand out this address now: usable, of that pool, not held."""
+        state = self._families.get(version)
+        return (
+            state is not None
+            and state.rule.usable(value)
+            and value not in state.held
+            and state.bucket_of(value) == pool
+        )
+
+    def held_by(self, owner: str, family: int) -> netaddr.IPAddress | None:
+        """The first address of ``family`` the owner holds, if any."""
+        owned = self._family(family).owners.get(owner)
+        return None if owned is None else to_ipaddress(family, _first(owned))
+
+    def holder(self, address: Address) -> str | None:
+        """The owner holding ``address``, if any."""
+        version, value = parse_ip(address)
+        state = self._families.get(version)
+        return None if state is None else state.held.get(value)
+
     @property
     def held_count(self) -> int:
         """How many addresses are held, all families together."""
@@ -543,13 +583,18 @@ class Subnet:
 
     def usage(self) -> Usage:
         """Exact counts per family; available excludes gateway, excluded, network and last addresses."""
-        counts = {version: state.free.size + len(state.released) for version, state in self._families.items()}
+        counts = {version: state.available for version, state in self._families.items()}
         return Usage(
             v4_available=counts.get(4, 0),
             v4_using=len(self._families[4].held) if 4 in self._families else 0,
             v6_available=counts.get(6, 0),
             v6_using=len(self._families[6].held) if 6 in self._families else 0,
         )
+
+    def available(self, family: int, pool: str = SUBNET_BUCKET) -> int:
+        """How many addresses of ``family`` the pool (or the subnet outside its pools) has left."""
+        bucket = self._family(family).buckets.get(pool)
+        return 0 if bucket is None else bucket.available
 
     # -- MACs ----------------------------------------------------------------------------------
     def allocate_mac(self, owner: str) -> str:
@@ -593,7 +638,7 @@ class Subnet:
         return None if owned is None else format_mac(_first(owned))
 
     # -- internals -----------------------------------------------------------------------------
-    def _family(self, version: int) -> _Family:
+    def _family(self, version: int) -> Family:
         state = self._families.get(version)
         if state is None:
             kind = family_name(version) if version in (4, 6) else f"IP version {version!r}"
@@ -602,28 +647,56 @@ class Subnet:
             )
         return state
 
-    def _locate(self, address: Address) -> tuple[_Family, int]:
+    def _pop(self, state: Family, pool: str) -> tuple[int, bool]:
+        """Take the next free address of ``pool`` out of it, or raise the exhaustion sentence."""
+        bucket = state.buckets.get(pool)
+        popped = None if bucket is None else bucket.pop()
+        if popped is not None:
+            return popped
+        kind = family_name(state.version)
+        if pool != SUBNET_BUCKET:
+            if pool not in self._pools:
+                raise PoolExhausted(
+                    f"IPPool {pool} is not a pool of subnet {self.name}; name one of its IPPools"
+                )
+            size = 0 if bucket is None else bucket.usable
+            raise PoolExhausted(
+                f"IPPool {pool} of subnet {self.name} has no free {kind} address left: "
+                + (f"all {size:,} usable addresses of the pool are held; " if size else
+                   f"it lists no usable {kind} address of {state.rule.cidr}; ")
+                + "add addresses to the pool or free some"
+            )
+        usable = state.buckets[SUBNET_BUCKET].usable if bucket is not None else 0
+        outside = " outside its IPPools" if self._pools else ""
+        raise SubnetExhausted(
+            f"subnet {self.name} has no free {kind} address left{outside}: all {usable:,} allocatable "
+            f"addresses of {state.rule.cidr}{outside} are held; release some or give the subnet a "
+            "larger cidrBlock"
+        )
+
+    def _locate(self, address: Address) -> tuple[Family, int]:
         version, value = parse_ip(address)
         state = self._families.get(version)
-        if state is None or not state.first <= value <= state.last:
+        if state is None or not state.rule.cidr.first <= value <= state.rule.cidr.last:
             raise OutOfRange(
                 f"{address} is outside subnet {self.name} ({self.spec.cidr_block}); "
                 "choose an address inside it"
             )
         return state, value
 
-    def _check(self, owner: str, address: Address) -> tuple[_Family, int, bool]:
+    def _check(self, owner: str, address: Address) -> tuple[Family, int, bool]:
         """Validate a fixed claim; return the family, the value and whether the owner holds it."""
         state, value = self._locate(address)
-        if not state.low <= value <= state.high:
-            what = "network" if value == state.first else "broadcast" if state.version == 4 else "last"
-            raise OutOfRange(
-                f"{address} is the {what} address of subnet {self.name} ({state.cidr}); choose one from "
-                f"{to_ipaddress(state.version, state.low)} to {to_ipaddress(state.version, state.high)}"
-            )
-        if value == state.gateway:
+        reason = state.rule.why_not(value, fixed=True)
+        if value == state.rule.gateway:
             raise AddressConflict(
-                f"{address} is the gateway of subnet {self.name}; choose another address in {state.cidr}"
+                f"{address} is {reason}; choose another address in {state.rule.cidr}"
+            )
+        if reason:
+            low, high = state.rule.bounds
+            raise OutOfRange(
+                f"{address} is {reason}; choose one from "
+                f"{to_ipaddress(state.version, low)} to {to_ipaddress(state.version, high)}"
             )
         holder = state.held.get(value)
         if holder is not None and holder != owner:
@@ -635,32 +708,19 @@ class Subnet:
             f"{address} is held by {holder} in subnet {self.name}; choose another address", holder=holder
         )
 
-    def _record(self, state: _Family, value: int, owner: str) -> None:
+    def _record(self, state: Family, value: int, owner: str) -> None:
         state.held[value] = owner
         _append(state.owners, owner, value)
 
-    def _take(self, state: _Family, value: int, owner: str) -> None:
-        """Hold a specific address, taking it out of the free ranges or the reuse queue."""
-        if not state.free.discard(value):
-            state.released.pop(value, None)
-        self._record(state, value, owner)
-
-    def _undo_allocate(self, state: _Family, value: int, from_free: bool) -> None:
-        """Put back an address taken by ``allocate`` exactly where it came from."""
+    def _forget(self, state: Family, value: int) -> str:
         owner = state.held.pop(value)
         _discard(state.owners, owner, value)
-        if from_free:
-            state.free.add(value, value)
-        else:
-            state.released[value] = None
-            state.released.move_to_end(value, last=False)
-
-    def _release(self, state: _Family, value: int) -> str:
-        owner = state.held.pop(value)
-        _discard(state.owners, owner, value)
-        if state.is_allocatable(value):
-            state.released[value] = None
         return owner
+
+    def _take(self, state: Family, value: int, owner: str) -> None:
+        """Hold a specific address, taking it out of its bucket's free ranges or reuse queue."""
+        state.take(value)
+        self._record(state, value, owner)
 
     def _check_mac(self, owner: str, mac: str) -> int:
         value = mac_to_int(mac)
@@ -679,22 +739,22 @@ class Subnet:
 
 
 # -- owner → values maps: one int for the usual single value, a tuple otherwise ----------------
-def _values(owned: _Owned | None) -> tuple[int, ...]:
+def _values(owned: Owned | None) -> tuple[int, ...]:
     if owned is None:
         return ()
     return (owned,) if isinstance(owned, int) else owned
 
 
-def _first(owned: _Owned) -> int:
+def _first(owned: Owned) -> int:
     return owned if isinstance(owned, int) else owned[0]
 
 
-def _append(mapping: dict[str, _Owned], owner: str, value: int) -> None:
+def _append(mapping: dict[str, Owned], owner: str, value: int) -> None:
     owned = mapping.get(owner)
     mapping[owner] = value if owned is None else (*_values(owned), value)
 
 
-def _discard(mapping: dict[str, _Owned], owner: str, value: int) -> None:
+def _discard(mapping: dict[str, Owned], owner: str, value: int) -> None:
     owned = mapping.get(owner)
     if owned == value:
         del mapping[owner]

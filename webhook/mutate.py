@@ -87,6 +87,8 @@ def claim(attachment: attachments.Attachment, who: PodIdentity, notes: dict[str,
         interface=attachment.interface,
         mac=inputs.get(keys.MAC_ADDRESS) or (selection.mac if selection else None) or None,
         ordinal=ordinal,
+        families=keys.parse_ip_family(inputs[keys.IP_FAMILY]) if inputs.get(keys.IP_FAMILY) else None,
+        namespace=who.namespace,
         **_addresses(store, attachment.subnet_name, inputs, selection),
     )
 

@@ -18,13 +18,14 @@ import secrets
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from allocator import errors, pools
 from allocator.addresses import format_ip, parse_ip
 from allocator.mac import normalise_mac
-from allocator.subnet import Subnet, SubnetSpec, usable_bounds
+from allocator.subnet import SUBNET_BUCKET as SUBNET_POOL
+from allocator.subnet import PoolDef, Subnet, SubnetSpec
 from webhook import metrics, objects
 from webhook.cache import Object, ObjectCache
 from webhook.kubeapi import AlreadyExists, Api, ApiError, Conflict, KubernetesApi, NotFound, Unreachable
@@ -98,6 +99,13 @@ class Claim:
     ippool: str = ""  # or an IPPool by name
     ordinal: int | None = None  # StatefulSet ordinal, for pool entry choice
     mac: str | None = None
+    families: tuple[int, ...] | None = None  # `ip_family`: the IP versions asked for (None: the subnet's)
+    namespace: str = ""  # the pod's namespace: IPPools bound to it by `spec.namespaces` apply
+
+    @property
+    def wished(self) -> bool:
+        """Fixed addresses or literal pool entries: worth taking over from a gone pod of this name."""
+        return bool(self.fixed or self.pool)
 
 
 @dataclass(frozen=True)
@@ -144,13 +152,35 @@ def holder_text(ip: Object) -> str:
     return f"pod {spec.get('namespace', '')}/{pod}"
 
 
+@dataclass(frozen=True)
+class _Applied:
+    """What the allocators hold for one IP object: compared to its cached version on every event."""
+
+    name: str
+    subnet: str
+    address: str
+    owner: str
+    mac: str  # normalised, "" for none or unreadable
+
+    @classmethod
+    def of(cls, ip: Object | None) -> _Applied | None:
+        if ip is None:
+            return None
+        mac = (ip.get("spec") or {}).get("macAddress") or ""
+        try:
+            mac = normalise_mac(mac) if mac else ""
+        except errors.AllocatorError:
+            mac = ""
+        subnet = (ip.get("spec") or {}).get("subnet", "")
+        return cls(_name(ip), subnet, address_of(ip), owner_of(ip), mac)
+
+
 class _SubnetState:
     """One subnet's allocator, its lock and the raw spec it was built from."""
 
     def __init__(self, name: str, spec: Object) -> None:
         self.raw = dict(spec)
         self.spec = SubnetSpec.parse(name, spec)
-        self.families = tuple(cidr.version for cidr in self.spec.cidrs)
         self.allocator = Subnet(self.spec)
         self.lock = threading.RLock()
         self.mac_refs: dict[str, set[str]] = defaultdict(set)
@@ -181,7 +211,13 @@ class Store(ClusterView):
         self._by_token: dict[str, set[str]] = defaultdict(set)
         self._pods_by_token: dict[str, tuple[str, str]] = {}
         self._indexed: dict[str, tuple[tuple[str, str, str, str] | None, str]] = {}
+        self._applied: dict[str, _Applied] = {}  # IP object name → what the allocators hold for it
+        self._pool_subnets: dict[str, str] = {}  # IPPool name → its subnet, to re-split on change
+        # Handlers run after the cache lock is released, so events of one object may arrive out
+        # of order; each handler re-reads the cache under this lock, so the last one wins.
+        self._sync = threading.RLock()
         cache.subscribe(objects.SUBNETS, self._on_subnet)
+        cache.subscribe(objects.IPPOOLS, self._on_ippool)
         cache.subscribe(objects.IPS, self._on_ip)
         cache.subscribe(objects.PODS, self._on_pod)
 
@@ -189,57 +225,106 @@ class Store(ClusterView):
 
     def _on_subnet(self, event: str, subnet: Object) -> None:
         name = (subnet.get("metadata") or {}).get("name", "")
-        spec = subnet.get("spec") or {}
-        with self._guard:
-            current = self._states.get(name)
-            if event == "DELETED":
-                self._states.pop(name, None)
+        with self._sync:
+            current = self.cache.get(objects.SUBNETS, name)
+            spec = (current or {}).get("spec") or {}
+            with self._guard:
+                known = self._states.get(name)
+                if current is None:
+                    self._states.pop(name, None)
+                    self._broken.pop(name, None)
+                    return
+                if known is not None and known.raw == spec:
+                    return
+                try:
+                    state = _SubnetState(name, spec)
+                except errors.AllocatorError as error:
+                    self._states.pop(name, None)
+                    self._broken[name] = str(error)
+                    return
                 self._broken.pop(name, None)
-                return
-            if current is not None and current.raw == spec:
-                return
+                # Published while its lock is held, so no reserve sees it before the held addresses are in.
+                state.lock.acquire()
+                self._states[name] = state
             try:
-                state = _SubnetState(name, spec)
-            except errors.AllocatorError as error:
-                self._states.pop(name, None)
-                self._broken[name] = str(error)
-                return
-            self._broken.pop(name, None)
-            # Published while its lock is held, so no reserve sees it before the held addresses are in.
-            state.lock.acquire()
-            self._states[name] = state
-        try:
-            for ip in self.ip_objects(name):
-                self._hold(state, ip)
-        finally:
-            state.lock.release()
+                state.allocator.set_pools(self._pool_defs(name))
+                for ip in self.ip_objects(name):
+                    applied = _Applied.of(ip)
+                    if applied is not None:
+                        self._hold(state, applied)
+                        self._applied[applied.name] = applied
+            finally:
+                state.lock.release()
+
+    def _on_ippool(self, event: str, pool: Object) -> None:
+        name = _name(pool)
+        with self._sync:
+            current = self.cache.get(objects.IPPOOLS, name)
+            subnet = ((current or {}).get("spec") or {}).get("subnet", "")
+            with self._guard:
+                before = self._pool_subnets.pop(name, "")
+                if current is not None:
+                    self._pool_subnets[name] = subnet
+            for affected in {before, subnet} - {""}:
+                state = self._states.get(affected)
+                if state is not None:
+                    with state.lock:
+                        state.allocator.set_pools(self._pool_defs(affected))
+
+    def _pool_defs(self, subnet: str) -> list[PoolDef]:
+        """The cached IPPools of `subnet` as the allocator takes them (stored items that do not
+        parse are left out: the validating webhook refuses them on apply)."""
+        defs = []
+        for pool in self.ippools(subnet):
+            spec = pool.get("spec") or {}
+            namespaces = spec.get("namespaces") if isinstance(spec.get("namespaces"), list) else []
+            defs.append(PoolDef(
+                name=_name(pool),
+                ranges=pools.parse_pool_ips_leniently(spec.get("ips")),
+                namespaces=tuple(n for n in namespaces if isinstance(n, str)),
+            ))
+        return defs
 
     def _on_ip(self, event: str, ip: Object) -> None:
         name = _name(ip)
-        spec = ip.get("spec") or {}
-        identity = (spec.get("namespace", ""), spec.get("podName", ""), spec.get("provider", ""),
-                    spec.get("interface", ""))
-        token = token_of(ip)
+        with self._sync:
+            current = self.cache.get(objects.IPS, name)
+            self._index(name, current)
+            new, old = _Applied.of(current), self._applied.get(name)
+            if new == old:
+                return
+            if old is not None:
+                del self._applied[name]
+                state = self._states.get(old.subnet)
+                if state is not None:
+                    with state.lock:
+                        self._unhold(state, old)
+            if new is not None:
+                self._applied[name] = new
+                state = self._states.get(new.subnet)
+                if state is not None:
+                    with state.lock:
+                        self._hold(state, new)
+
+    def _index(self, name: str, ip: Object | None) -> None:
+        """The identity and token indexes of one IP object, as the cache holds it now."""
         with self._guard:
             old_identity, old_token = self._indexed.pop(name, (None, ""))
             if old_identity is not None:
                 self._discard(self._by_identity, old_identity, name)
             if old_token:
                 self._discard(self._by_token, old_token, name)
-            if event != "DELETED":
-                self._indexed[name] = (identity if identity[1] else None, token)
-                if identity[1]:
-                    self._by_identity[identity].add(name)
-                if token:
-                    self._by_token[token].add(name)
-            state = self._states.get(spec.get("subnet", ""))
-        if state is None:
-            return
-        with state.lock:
-            if event == "DELETED":
-                self._unhold(state, ip)
-            else:
-                self._hold(state, ip)
+            if ip is None:
+                return
+            spec = ip.get("spec") or {}
+            identity = (spec.get("namespace", ""), spec.get("podName", ""), spec.get("provider", ""),
+                        spec.get("interface", ""))
+            token = token_of(ip)
+            self._indexed[name] = (identity if identity[1] else None, token)
+            if identity[1]:
+                self._by_identity[identity].add(name)
+            if token:
+                self._by_token[token].add(name)
 
     @staticmethod
     def _discard(index: dict, key: object, name: str) -> None:
@@ -254,50 +339,44 @@ class Store(ClusterView):
         token = (meta.get("annotations") or {}).get(objects.RESERVATION_ANNOTATION)
         if not token:
             return
-        with self._guard:
-            if event == "DELETED":
-                self._pods_by_token.pop(token, None)
-            else:
-                self._pods_by_token[token] = (meta.get("namespace", ""), meta.get("name", ""))
+        namespace, name = meta.get("namespace", ""), meta.get("name", "")
+        with self._sync, self._guard:
+            current = self.cache.get(objects.PODS, name, namespace)
+            if current is not None and token_of(current) == token:
+                self._pods_by_token[token] = (namespace, name)
+            elif self._pods_by_token.get(token) == (namespace, name):
+                del self._pods_by_token[token]
 
-    def _hold(self, state: _SubnetState, ip: Object) -> None:
+    def _hold(self, state: _SubnetState, held: _Applied) -> None:
         """Record a cached IP object in the allocator (idempotent; its owner wins over a guess)."""
-        address, owner = address_of(ip), owner_of(ip)
         alloc = state.allocator
         with contextlib.suppress(errors.AllocatorError):  # a hand-made object with a bad address
-            if address and state.spec.contains(address):
-                current = alloc.holder(address)
-                if current not in (None, owner):
-                    alloc.release(address)
-                alloc.mark_held(owner, address)
-        mac = (ip.get("spec") or {}).get("macAddress")
-        if mac:
-            with contextlib.suppress(errors.AllocatorError):
-                normal = normalise_mac(mac)
-                try:
-                    alloc.mark_mac_held(owner, normal)
-                except errors.AddressConflict:  # a guess of this process loses to the object
-                    alloc.release_mac(normal)
-                    alloc.mark_mac_held(owner, normal)
-                state.mac_refs[normal].add(_name(ip))
+            if held.address and state.spec.contains(held.address):
+                current = alloc.holder(held.address)
+                if current not in (None, held.owner):
+                    alloc.release(held.address)
+                alloc.mark_held(held.owner, held.address)
+        if held.mac:
+            try:
+                alloc.mark_mac_held(held.owner, held.mac)
+            except errors.AddressConflict:  # a guess of this process loses to the object
+                alloc.release_mac(held.mac)
+                alloc.mark_mac_held(held.owner, held.mac)
+            state.mac_refs[held.mac].add(held.name)
 
-    def _unhold(self, state: _SubnetState, ip: Object) -> None:
-        address, owner = address_of(ip), owner_of(ip)
+    def _unhold(self, state: _SubnetState, held: _Applied) -> None:
         alloc = state.allocator
         with contextlib.suppress(errors.AllocatorError):
-            if address and alloc.holder(address) in (owner, UNKNOWN_OWNER):
-                alloc.release(address)
-        mac = (ip.get("spec") or {}).get("macAddress")
-        if not mac:
+            if held.address and alloc.holder(held.address) in (held.owner, UNKNOWN_OWNER):
+                alloc.release(held.address)
+        if not held.mac:
             return
-        with contextlib.suppress(errors.AllocatorError):
-            mac = normalise_mac(mac)
-            refs = state.mac_refs.get(mac)
-            if refs is not None:
-                refs.discard(_name(ip))
-                if not refs:
-                    del state.mac_refs[mac]
-                    alloc.release_mac(mac)
+        refs = state.mac_refs.get(held.mac)
+        if refs is not None:
+            refs.discard(held.name)
+            if not refs:
+                del state.mac_refs[held.mac]
+                alloc.release_mac(held.mac)
 
     # ---- lookups --------------------------------------------------------------------------------
 
@@ -388,15 +467,19 @@ class Store(ClusterView):
         held_by_others = self._check_fixed_holders(state, pod, claim) if claim.fixed else set()
         with state.lock:
             alloc = state.allocator
+            families = alloc.families(claim.families)  # an ip_family the subnet cannot give is refused
             if claim.fixed:
                 self._check_fixed(state, claim, owner, skip=held_by_others)
-            elif claim.pool or claim.ippool:
+                allocated = set(families) - {ipaddress.ip_address(a).version for a in claim.fixed}
+                pool = SUBNET_POOL
+            elif claim.pool:
                 self._pool_candidate(state, pod, claim, alloc)
+                allocated, pool = set(), SUBNET_POOL
             else:
-                usage = alloc.usage()
-                for family in state.families:
-                    if getattr(usage, f"v{family}_available") == 0:
-                        alloc.allocate(owner, family)  # raises the subnet's exhaustion sentence
+                allocated, pool = set(families), self._bucket(state, claim)
+            for family in allocated:
+                if alloc.available(family, pool) == 0 and alloc.held_by(owner, family) is None:
+                    alloc.allocate(owner, family, pool)  # raises the exhaustion sentence
             if claim.mac:  # after the addresses: a held address is the more useful sentence
                 self._check_mac(state, owner, claim.mac, pod)
 
@@ -413,12 +496,6 @@ class Store(ClusterView):
         if len(set(families)) != len(families):
             raise errors.InvalidAddress(
                 f"{','.join(claim.fixed)} names two IPv{families[0]} addresses; give at most one per family"
-            )
-        missing = set(state.families) - set(families)
-        if missing:
-            raise errors.InvalidAddress(
-                f"subnet {claim.subnet} is dual-stack ({state.spec.cidr_block}) but {','.join(claim.fixed)} "
-                f"has no IPv{missing.pop()} address; write \"ipv4,ipv6\""
             )
         passing = set()
         for address in claim.fixed:
@@ -483,8 +560,8 @@ class Store(ClusterView):
                 metrics.ALLOCATION_RETRIES.labels(claim.subnet).inc()
             with state.lock:
                 addresses = None
-                if lost and not (claim.fixed or claim.pool or claim.ippool):
-                    addresses = self._spread(state, owner, lost, attempt)
+                if lost and not (claim.fixed or claim.pool):
+                    addresses = self._spread(state, owner, lost, attempt, self._bucket(state, claim))
                 if addresses is None:
                     addresses = self._candidate(state, pod, claim, state.allocator)
                 mac = self._mac(state, pod, claim)
@@ -517,58 +594,56 @@ class Store(ClusterView):
     def _candidate(
         self, state: _SubnetState, pod: PodIdentity, claim: Claim, alloc: Subnet
     ) -> tuple[str, ...]:
-        """The next address tuple (one per family) to try, held in `alloc` for the owner."""
+        """The next address tuple (one per family asked for) to try, held in `alloc` for the owner."""
         owner = pod.owner(claim.provider, claim.interface)
-        if claim.fixed:
-            for address in claim.fixed:
-                if alloc.holder(address) not in (None, owner):
-                    alloc.release(address)  # a stale or unknown holder: the create decides
-                alloc.claim(owner, address)
-            return _ordered(claim.fixed)
-        if claim.pool or claim.ippool:
-            entry = self._pool_candidate(state, pod, claim, alloc)
+        if claim.fixed or claim.pool:
+            entry = claim.fixed or self._pool_candidate(state, pod, claim, alloc)
             for address in entry:
                 if alloc.holder(address) not in (None, owner):
-                    alloc.release(address)  # held for this pod name by a gone pod: taken over
-                alloc.claim(owner, address)
-            return _ordered(entry)
-        return tuple(str(a) for a in alloc.allocate_all(owner))
+                    alloc.release(address)  # a stale, unknown or gone holder: the create decides
+            return _ordered(tuple(str(a) for a in alloc.allocate_all(owner, entry, families=claim.families)))
+        pool = self._bucket(state, claim)
+        return tuple(str(a) for a in alloc.allocate_all(owner, families=claim.families, pool=pool))
+
+    def _bucket(self, state: _SubnetState, claim: Claim) -> str:
+        """Where a claim without fixed addresses or pool entries draws from, as Kube-OVN decides:
+        the IPPool it names, else the first IPPool bound to its namespace that has an address left
+        for every family asked for (the last one's exhaustion is the refusal), else the subnet."""
+        if claim.ippool:
+            if not state.allocator.has_pool(claim.ippool):
+                raise errors.PoolExhausted(self._pool_exhausted(claim))
+            return claim.ippool
+        bound = state.allocator.pools_for_namespace(claim.namespace) if claim.namespace else ()
+        families = state.allocator.families(claim.families)
+        for name in bound:
+            if all(state.allocator.available(family, name) for family in families):
+                return name
+        return bound[-1] if bound else SUBNET_POOL
 
     def _spread(
-        self, state: _SubnetState, owner: str, lost: tuple[str, ...], attempt: int
+        self, state: _SubnetState, owner: str, lost: tuple[str, ...], attempt: int, pool: str
     ) -> tuple[str, ...] | None:
         """After a lost race, a free address a random short way above the lost one (per family).
 
         Every process starts from the lowest free address, so in a burst they all race for the
         same few; jumping a random distance after a loss spreads them out. `claim` takes exactly
         the chosen address, so the sequential order of the rest is untouched. None when no free
-        address is found close above: the caller falls back to the lowest free one.
+        address is found close above: the caller falls back to the lowest free one. Which
+        addresses are free is the allocator's answer (`Subnet.is_free`), never decided here.
         """
         alloc = state.allocator
         picked: list[str] = []
         for address in lost:
             version, value = parse_ip(address)
-            cidr = state.spec.family_cidr(version)
-            gateway = state.spec.family_gateway(version)
-            if cidr is None:
-                return self._unpick(alloc, picked)
-            high = usable_bounds(cidr)[1]
-            excludes = [(int(a), int(b)) for a, b in state.spec.excludes if a.version == version]
             skip = random.randrange(4 * attempt)
-            current, found = value + 1, None
-            for _ in range(SPREAD_SCAN):
-                if current > high:
+            found = None
+            for current in range(value + 1, value + 1 + SPREAD_SCAN):
+                if not alloc.is_free(version, current, pool):
+                    continue
+                if skip == 0:
+                    found = format_ip(version, current)
                     break
-                text = format_ip(version, current)
-                allocatable = (gateway is None or current != int(gateway)) and not any(
-                    a <= current <= b for a, b in excludes
-                )
-                if allocatable and alloc.holder(text) is None:
-                    if skip == 0:
-                        found = text
-                        break
-                    skip -= 1
-                current += 1
+                skip -= 1
             if found is None:
                 return self._unpick(alloc, picked)
             alloc.claim(owner, found)
@@ -583,9 +658,9 @@ class Store(ClusterView):
     def _pool_candidate(
         self, state: _SubnetState, pod: PodIdentity, claim: Claim, alloc: Subnet
     ) -> tuple[str, ...]:
-        """The pool entry to try next; raises `PoolExhausted` naming the pool when none is free."""
+        """The literal `ip_pool` entry to try next (the allocator's choice and rule); raises
+        `PoolExhausted` when none is free."""
         owner = pod.owner(claim.provider, claim.interface)
-        entries = claim.pool or self._ippool_entries(claim.ippool)
 
         def is_free(entry: tuple[str, ...]) -> bool:
             for address in entry:
@@ -597,16 +672,9 @@ class Store(ClusterView):
                     return False
             return True
 
-        if not claim.ippool:
-            return pools.choose_entry(entries, ordinal=claim.ordinal, is_free=is_free)
-        try:
-            return pools.choose_entry(entries, ordinal=None, is_free=is_free)
-        except errors.PoolExhausted:
-            raise errors.PoolExhausted(self._pool_exhausted(claim)) from None
-
-    def _ippool_entries(self, name: str) -> tuple[tuple[str, ...], ...]:
-        pool = self.ippool(name) or {}
-        return tuple((address,) for address in _expand(list((pool.get("spec") or {}).get("ips") or [])))
+        return pools.choose_entry(
+            claim.pool, ordinal=claim.ordinal, is_free=is_free, why_unusable=state.spec.why_unusable
+        )
 
     def _mac(self, state: _SubnetState, pod: PodIdentity, claim: Claim) -> str:
         owner = pod.owner(claim.provider, claim.interface)
@@ -648,8 +716,7 @@ class Store(ClusterView):
                 metrics.LOCK_CONFLICTS.labels(claim.subnet).inc()
                 # Only a wished-for address (fixed or pool) can be worth taking over; a sequential
                 # candidate lost to a race is simply skipped, without a read.
-                wished = bool(claim.fixed or claim.pool or claim.ippool)
-                obj = self._take_over(pod, name, body) if wished else None
+                obj = self._take_over(pod, name, body) if claim.wished else None
                 if obj is None:
                     self._mark_unknown(state, address, owner)
                     self._undo(state, owner, names, created, addresses[index + 1 :])
@@ -840,25 +907,6 @@ def _ordered(addresses: tuple[str, ...]) -> tuple[str, ...]:
 
 def _normal_mac(mac: str) -> str:
     return normalise_mac(mac)
-
-
-def _expand(ranges: list[str], limit: int = 65536) -> Iterator[str]:
-    """Addresses of IPPool `ips` entries (`ip`, `a..b`, `cidr`), in order, at most `limit`."""
-    count = 0
-    for entry in ranges:
-        text = str(entry).strip()
-        if ".." in text:
-            first, last = (ipaddress.ip_address(part.strip()) for part in text.split("..", 1))
-        elif "/" in text:
-            network = ipaddress.ip_network(text, strict=False)
-            first, last = network[0], network[-1]
-        else:
-            first = last = ipaddress.ip_address(text)
-        current = int(first)
-        while current <= int(last) and count < limit:
-            yield str(ipaddress.ip_address(current) if first.version == 4 else ipaddress.IPv6Address(current))
-            current += 1
-            count += 1
 
 
 def _is_address(text: str) -> bool:

@@ -55,6 +55,7 @@ def test_field_sets():
         "ip_address",
         "mac_address",
         "ip_pool",
+        "ip_family",
         "logical_switch",
         "routes",
     }

@@ -8,6 +8,10 @@ from allocator.errors import PoolExhausted, PoolSpecError
 from allocator.pools import PoolSpec, choose_entry, format_entries, parse_ip_pool, statefulset_ordinal
 
 
+def USABLE(address: str) -> str:  # noqa: N802 - a rule that refuses nothing
+    return ""
+
+
 @pytest.mark.parametrize(
     ("value", "entries"),
     [
@@ -22,7 +26,10 @@ from allocator.pools import PoolSpec, choose_entry, format_entries, parse_ip_poo
             id="guide-ovn",
         ),
         pytest.param("10.16.0.15", (("10.16.0.15",),), id="single-address"),
-        pytest.param(" 10.0.0.1 , FD00::A ", (("10.0.0.1",), ("fd00::a",)), id="spaces-and-case"),
+        pytest.param(" 10.0.0.1 , FD00::A ", (("10.0.0.1", "fd00::a"),), id="spaces-and-case"),
+        # Kube-OVN's acquireAddress: exactly two addresses of different families are one entry
+        pytest.param("10.0.0.30,fd00::30", (("10.0.0.30", "fd00::30"),), id="dual-pair-without-semicolon"),
+        pytest.param("10.0.0.30,10.0.0.31", (("10.0.0.30",), ("10.0.0.31",)), id="two-v4-are-two-entries"),
         pytest.param(
             "10.16.0.15,fd00::f;10.16.0.16,fd00::10",
             (("10.16.0.15", "fd00::f"), ("10.16.0.16", "fd00::10")),
@@ -91,28 +98,30 @@ ENTRIES = (("172.17.0.200",), ("172.17.0.201",), ("172.17.0.202",))
 
 
 def test_statefulset_pod_takes_its_ordinal_entry() -> None:
-    assert choose_entry(ENTRIES, ordinal=2, is_free=lambda entry: True) == ("172.17.0.202",)
+    got = choose_entry(ENTRIES, ordinal=2, is_free=lambda entry: True, why_unusable=USABLE)
+    assert got == ("172.17.0.202",)
 
 
 def test_statefulset_pod_beyond_the_pool_is_refused() -> None:
     with pytest.raises(PoolExhausted, match="has 3 entries, so StatefulSet pod ordinal 3 has no address"):
-        choose_entry(ENTRIES, ordinal=3, is_free=lambda entry: True)
+        choose_entry(ENTRIES, ordinal=3, is_free=lambda entry: True, why_unusable=USABLE)
 
 
 def test_statefulset_pod_whose_entry_is_taken_does_not_take_another() -> None:
     held = {("172.17.0.201",)}
     with pytest.raises(PoolExhausted, match=r"entry 172\.17\.0\.201 for StatefulSet pod ordinal 1 is held"):
-        choose_entry(ENTRIES, ordinal=1, is_free=lambda entry: entry not in held)
+        choose_entry(ENTRIES, ordinal=1, is_free=lambda entry: entry not in held, why_unusable=USABLE)
 
 
 def test_other_pods_take_the_first_free_entry_in_order() -> None:
     held = {("172.17.0.200",), ("172.17.0.202",)}
-    assert choose_entry(ENTRIES, ordinal=None, is_free=lambda entry: entry not in held) == ("172.17.0.201",)
+    got = choose_entry(ENTRIES, ordinal=None, is_free=lambda entry: entry not in held, why_unusable=USABLE)
+    assert got == ("172.17.0.201",)
 
 
 def test_a_full_pool_names_itself() -> None:
     with pytest.raises(PoolExhausted) as caught:
-        choose_entry(ENTRIES, ordinal=None, is_free=lambda entry: False)
+        choose_entry(ENTRIES, ordinal=None, is_free=lambda entry: False, why_unusable=USABLE)
     assert str(caught.value).startswith(
         "all 3 addresses of ip_pool 172.17.0.200,172.17.0.201,172.17.0.202 are held"
     )
@@ -121,11 +130,11 @@ def test_a_full_pool_names_itself() -> None:
 def test_a_full_dual_stack_pool_counts_entries() -> None:
     pairs = (("10.0.0.1", "fd00::1"), ("10.0.0.2", "fd00::2"))
     with pytest.raises(PoolExhausted) as caught:
-        choose_entry(pairs, ordinal=None, is_free=lambda entry: False)
+        choose_entry(pairs, ordinal=None, is_free=lambda entry: False, why_unusable=USABLE)
     assert "all 2 entries of ip_pool 10.0.0.1,fd00::1;10.0.0.2,fd00::2 are held" in str(caught.value)
     assert format_entries(pairs) == "10.0.0.1,fd00::1;10.0.0.2,fd00::2"
 
 
 def test_a_one_address_pool_that_is_held_says_so_in_the_singular() -> None:
     with pytest.raises(PoolExhausted, match=r"^the only address of ip_pool 172\.17\.0\.200 is held; "):
-        choose_entry((("172.17.0.200",),), ordinal=None, is_free=lambda entry: False)
+        choose_entry((("172.17.0.200",),), ordinal=None, is_free=lambda entry: False, why_unusable=USABLE)

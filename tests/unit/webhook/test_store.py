@@ -112,12 +112,15 @@ def test_dual_stack_takes_both_or_neither(world):
     assert sorted(world.api.ips) == sorted(held.names)  # b's IPv4 object was deleted again
 
 
-def test_dual_stack_fixed_must_give_both_families(world):
+def test_dual_stack_fixed_single_family_gets_the_other_family_allocated(world):
+    """Kube-OVN's checkAndAppendIpsForDual: the fixed address is kept, the other family is the next free."""
     world.add(objects.SUBNETS, subnet("dual", "10.1.0.0/24,fd00:1::/120", provider="macvlan.default",
                                       protocol="Dual"))
-    with pytest.raises(errors.InvalidAddress, match="has no IPv6 address"):
-        world.store.check(pod("a"), Claim(subnet="dual", provider="macvlan.default", interface="net1",
-                                          fixed=("10.1.0.9",)))
+    claim = Claim(subnet="dual", provider="macvlan.default", interface="net1", fixed=("10.1.0.9",))
+    world.store.check(pod("a"), claim)
+    assert world.store.reserve(pod("a"), claim).addresses == ("10.1.0.9", "fd00:1::2")
+    v6_only = Claim(subnet="dual", provider="macvlan.default", interface="net1", fixed=("fd00:1::9",))
+    assert world.store.reserve(pod("b"), v6_only).addresses == ("10.1.0.2", "fd00:1::9")
 
 
 def test_exhausted_subnet_names_itself_and_its_size(world):
