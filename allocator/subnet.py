@@ -149,6 +149,22 @@ class SubnetSpec:
             rules[cidr.version] = FamilyRule(self.name, cidr, int(gateway), excluded)
         return rules
 
+    def families_for(self, asked: Sequence[int] | None = None) -> tuple[int, ...]:
+        """The families a pod gets: ``asked`` (``ip_family``), which the subnet's blocks must have,
+        or every family of the subnet; IPv4 first."""
+        mine = tuple(self.rules)
+        if asked is None:
+            return mine
+        missing = [version for version in asked if version not in self.rules]
+        if missing:
+            protocol = "dual" if self.protocol == "Dual" else self.protocol
+            raise OutOfRange(
+                f"ip_family asks for {family_name(missing[0])}, but subnet {self.name} has only "
+                f"{' and '.join(family_name(v) for v in mine)} ({self.cidr_block}); ask for {protocol} "
+                "or attach a subnet that has it"
+            )
+        return tuple(version for version in mine if version in asked)
+
     def why_unusable(self, address: Address, *, fixed: bool = False) -> str:
         """Why ``address`` can not be handed out by this subnet ("" when it can): outside it, its
         network, broadcast or last address, its gateway, or (unless ``fixed``) in ``excludeIps``."""
@@ -490,19 +506,8 @@ class Subnet:
         )
 
     def families(self, asked: Sequence[int] | None = None) -> tuple[int, ...]:
-        """The families a pod gets: ``asked`` (from ``ip_family``), checked against the subnet's
-        blocks, or every family of the subnet; IPv4 first."""
-        mine = tuple(self._families)
-        if asked is None:
-            return mine
-        missing = [version for version in asked if version not in self._families]
-        if missing:
-            raise OutOfRange(
-                f"{family_name(missing[0])} is asked for, but subnet {self.name} has only "
-                f"{' and '.join(family_name(v) for v in mine)} ({self.spec.cidr_block}); ask for "
-                f"{self.spec.protocol if self.spec.protocol != 'Dual' else 'dual'} or use another subnet"
-            )
-        return tuple(version for version in mine if version in asked)
+        """The families a pod gets (``SubnetSpec.families_for``)."""
+        return self.spec.families_for(asked)
 
     def claim(self, owner: str, address: Address) -> netaddr.IPAddress:
         """Hold a fixed address for ``owner`` (idempotent); excluded addresses may be claimed.

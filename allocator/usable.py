@@ -66,6 +66,20 @@ class FamilyRule:
             return f"in excludeIps of subnet {self.subnet}"
         return ""
 
+    def first_unusable(self, low: int, high: int) -> int | None:
+        """The lowest address of ``[low, high]`` inside the block that may not be handed out."""
+        bottom, top = self.bounds
+        candidates = [self.cidr.first] if low < bottom else []
+        if high > top:
+            candidates.append(max(low, top + 1))
+        if low <= self.gateway <= high:
+            candidates.append(self.gateway)
+        candidates += [
+            max(start, low) for start, end in self.excluded.intervals() if start <= high and end >= low
+        ]
+        inside = [c for c in candidates if low <= c <= high and self.cidr.first <= c <= self.cidr.last]
+        return min(inside, default=None)
+
     def free_ranges(self) -> IPRangeSet:
         """Every usable address as ranges: the bounds minus the gateway and the excluded ranges."""
         free = IPRangeSet()

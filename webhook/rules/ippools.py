@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import re
 
-import netaddr
-
 from allocator import annotations as keys
+from allocator import pools
+from allocator.addresses import format_ip
+from allocator.errors import PoolSpecError
 from webhook.rules import common
-from webhook.rules.subnetinfo import SubnetInfo, address_set, parse_range
+from webhook.rules.subnetinfo import SubnetInfo
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", re.ASCII)
-_EXAMPLE = "write an IP (172.17.0.200), a CIDR (172.17.0.208/29) or a range (172.17.0.220..172.17.0.230)"
+Ranges = tuple[tuple[int, int, int], ...]
 
 
 def check(context: common.Context) -> None:
@@ -23,16 +24,15 @@ def check(context: common.Context) -> None:
     body = common.spec(pool)
     _check_name(name)
     subnet = _subnet(context, name, body.get("subnet"))
-    addresses = _addresses(name, body.get("ips"), subnet)
-    if not addresses:
+    try:
+        ranges = pools.parse_pool_ips(body.get("ips"), pool=name)
+    except PoolSpecError as error:
+        raise common.invalid(str(error)) from None
+    if not ranges:
         context.warn(f"IPPool {name} has no ips, so pods bound to it get no address; list some in spec.ips")
-    covered_gateways = [g for g in subnet.gateways if g in addresses]
-    if covered_gateways:
-        context.warn(
-            f"IPPool {name} covers {covered_gateways[0]}, the gateway of Subnet {subnet.name}, "
-            "which is never handed out"
-        )
-    _check_overlaps(context, name, subnet, addresses)
+    _check_inside(name, ranges, subnet, body.get("ips"))
+    _warn_unusable(context, name, ranges, subnet)
+    _check_overlaps(context, name, subnet, ranges)
     _check_namespaces(name, body.get("namespaces"))
 
 
@@ -61,45 +61,58 @@ def _subnet(context: common.Context, name: str, subnet_name: object) -> SubnetIn
     return SubnetInfo.of(obj)
 
 
-def _addresses(name: str, entries: object, subnet: SubnetInfo) -> netaddr.IPSet:
-    if entries is None:
-        return netaddr.IPSet()
-    if not isinstance(entries, list):
-        raise common.invalid(f"spec.ips of IPPool {name} is not a list; {_EXAMPLE} per item")
-    inside = netaddr.IPSet(subnet.networks)
-    addresses = netaddr.IPSet()
-    for entry in entries:
-        shown = common.quote(entry) if isinstance(entry, str) else keys.shorten(entry)
-        try:
-            entry_set = parse_range(common.text(entry))
-        except ValueError as error:
-            reason = f" ({error})" if str(error) else ""
-            raise common.invalid(
-                f"spec.ips entry {shown} of IPPool {name} is not a usable IP, CIDR or a..b range{reason}; "
-                f"{_EXAMPLE}"
-            ) from None
-        outside = entry_set - inside
-        if outside:
-            raise common.invalid(
-                f"spec.ips entry {shown} of IPPool {name} reaches {_first(outside)}, outside Subnet "
-                f"{subnet.name} ({subnet.cidr_text}); keep the pool's addresses inside its Subnet"
+def _check_inside(name: str, ranges: Ranges, subnet: SubnetInfo, items: object) -> None:
+    for item, (version, low, high) in zip(items if isinstance(items, list) else [], ranges, strict=False):
+        block = next((n for n in subnet.networks if n.version == version), None)
+        if block is not None and block.first <= low and high <= block.last:
+            continue
+        reach = low if block is None or not block.first <= low <= block.last else block.last + 1
+        shown = common.quote(item) if isinstance(item, str) else keys.shorten(item)
+        raise common.invalid(
+            f"spec.ips entry {shown} of IPPool {name} reaches {format_ip(version, reach)}, outside Subnet "
+            f"{subnet.name} ({subnet.cidr_text}); keep the pool's addresses inside its Subnet"
+        )
+
+
+def _warn_unusable(context: common.Context, name: str, ranges: Ranges, subnet: SubnetInfo) -> None:
+    """Addresses the Subnet never hands out (its gateway, network or excluded ones) are skipped by
+    the allocator; a pool that covers them is allowed (a CIDR item covers its network address)."""
+    spec = subnet.spec
+    if spec is None:
+        return
+    for version, low, high in ranges:
+        rule = spec.rules.get(version)
+        value = rule.first_unusable(low, high) if rule is not None else None
+        if value is not None:
+            context.warn(
+                f"IPPool {name} covers {format_ip(version, value)}, {rule.why_not(value)}, which is never "
+                "handed out; its other addresses are"
             )
-        addresses |= entry_set
-    return addresses
+            return
 
 
-def _check_overlaps(context: common.Context, name: str, subnet: SubnetInfo, addresses: netaddr.IPSet) -> None:
+def _check_overlaps(context: common.Context, name: str, subnet: SubnetInfo, ranges: Ranges) -> None:
     for other in context.view.ippools(subnet.name):
         other_name = common.name_of(other)
         if other_name == name:
             continue
-        other_entries = common.spec(other).get("ips")
-        shared = addresses & address_set(other_entries if isinstance(other_entries, list) else [])
-        if shared:
+        theirs = pools.parse_pool_ips_leniently(common.spec(other).get("ips"))
+        shared = _first_shared(ranges, theirs)
+        if shared is not None:
             raise common.conflict(
-                f"IPPool {name} shares {_first(shared)} with IPPool {other_name} of Subnet {subnet.name}; "
+                f"IPPool {name} shares {shared} with IPPool {other_name} of Subnet {subnet.name}; "
                 "give each pool of a Subnet its own addresses"
             )
+
+
+def _first_shared(mine: Ranges, theirs: Ranges) -> str | None:
+    shared = [
+        (version, max(low, other_low))
+        for version, low, high in mine
+        for other_version, other_low, other_high in theirs
+        if version == other_version and low <= other_high and other_low <= high
+    ]
+    return format_ip(*min(shared)) if shared else None
 
 
 def _check_namespaces(name: str, namespaces: object) -> None:
@@ -113,7 +126,3 @@ def _check_namespaces(name: str, namespaces: object) -> None:
                 f"spec.namespaces entry {keys.shorten(namespace)} of IPPool {name} is not a namespace name; "
                 "use a DNS-1123 label such as ns-1"
             )
-
-
-def _first(addresses: netaddr.IPSet) -> netaddr.IPAddress:
-    return addresses.iter_cidrs()[0][0]

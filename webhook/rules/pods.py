@@ -20,10 +20,11 @@ import netaddr
 from allocator import annotations as keys
 from allocator import mac, pools
 from allocator.errors import AllocatorError, ParseError, PoolSpecError
+from allocator.subnet import PoolDef, Subnet
 from webhook import attachments, objects, subnet_fit
 from webhook.attachments import Attachment
 from webhook.rules import common
-from webhook.rules.subnetinfo import PRIMARY, SubnetInfo, address_set
+from webhook.rules.subnetinfo import PRIMARY, SubnetInfo
 
 Owns = Callable[[Any], bool]  # does this IP object belong to the pod (or workload) under review?
 
@@ -69,7 +70,8 @@ def check_annotations(
             fields = attachment.fields(annotations)
             _check_addresses(context, attachment, subnet, fields, owns)
             _check_mac(context, attachment, subnet, fields, owns)
-            subnet_fit.check_pool_entries(attachment, subnet, fields)
+            subnet_fit.check_pool_entries(attachment, subnet, fields, warn=context.warn)
+            subnet_fit.check_ip_family(attachment, subnet, fields)
             _check_ippool(context, attachment, subnet, fields)
             subnet_fit.check_routes(attachment, subnet, fields)
             subnet_fit.check_default_route(attachment, subnet)
@@ -127,7 +129,7 @@ def _check_claim(
         raise common.invalid(
             f"{where} {address} is outside {subnet_fit.describe(subnet)}; choose an address inside it"
         )
-    reason = subnet.reserved_reason(address)
+    reason = subnet.spec.why_unusable(address, fixed=True) if subnet.spec is not None else ""
     if reason:
         raise common.invalid(f"{where} {address} is {reason}; choose another address")
     holder = context.view.holder(subnet.name, str(address))
@@ -199,19 +201,27 @@ def _check_ippool(
         )
 
 
-def pool_size(context: common.Context, value: str) -> int | None:
-    """How many pods an `ip_pool` value can serve (None when it does not parse)."""
+def pool_size(context: common.Context, value: str, subnet: SubnetInfo | None = None) -> int | None:
+    """How many pods an `ip_pool` value can serve: its entries the Subnet can hand out, or the
+    addresses an IPPool has for every family of its Subnet (None when that is not known)."""
     try:
         pool = pools.parse_ip_pool(value)
     except PoolSpecError:
         return None
+    spec = subnet.spec if subnet is not None else None
     if pool.ippool_name is None:
-        return len(pool.entries)
+        if spec is None:
+            return len(pool.entries)
+        return len([e for e in pool.entries if not pools.first_unusable(e, spec.why_unusable)])
     obj = context.view.ippool(pool.ippool_name)
-    if obj is None:
+    subnet_obj = context.view.subnet(common.text(common.spec(obj).get("subnet"))) if obj else None
+    spec = SubnetInfo.of(subnet_obj).spec if subnet_obj is not None else None
+    if obj is None or spec is None:
         return None
-    entries = common.spec(obj).get("ips")
-    return address_set(entries if isinstance(entries, list) else []).size
+    allocator = Subnet(spec)
+    ranges = pools.parse_pool_ips_leniently(common.spec(obj).get("ips"))
+    allocator.set_pools([PoolDef(pool.ippool_name, ranges)])
+    return min(allocator.available(family, pool.ippool_name) for family in spec.families_for())
 
 
 def _warn_unused_providers(

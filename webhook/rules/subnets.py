@@ -154,19 +154,17 @@ def _check_stranding(context: common.Context, name: str, parsed: SubnetSpec, old
             f"Subnet {name} cannot change provider from {old.provider} to {parsed.provider} while it has "
             f"{common.describe_held(held)}; delete those pods first"
         )
-    blocks = {cidr.version: (cidr.first, cidr.last) for cidr in parsed.cidrs}
-    gateways = {(gw.version, int(gw)) for gw in parsed.gateways}
-    excluded = [(low.version, int(low), int(high)) for low, high in parsed.excludes]
-    was_excluded = [(r.version, r.first, r.last) for r in old.excluded.iter_ipranges()]
+    rules = parsed.rules
+    was = old.spec.rules if old.spec is not None else {}
     outside, on_gateway, newly = [], [], []
     for ip_object in held:
         for version, value in common.ip_object_values(ip_object):
-            first, last = blocks.get(version, (1, 0))
-            if not first <= value <= last:
+            rule = rules.get(version)
+            if rule is None or not rule.cidr.first <= value <= rule.cidr.last:
                 outside.append(ip_object)
-            elif (version, value) in gateways:
+            elif value == rule.gateway:
                 on_gateway.append(ip_object)
-            elif _within(excluded, version, value) and not _within(was_excluded, version, value):
+            elif value in rule.excluded and not (version in was and value in was[version].excluded):
                 newly.append(ip_object)
     if outside:
         raise common.AdmissionError(
@@ -183,10 +181,6 @@ def _check_stranding(context: common.Context, name: str, parsed: SubnetSpec, old
             f"excludeIps of Subnet {name} would newly exclude {common.describe_held(newly)}; "
             "leave held addresses out of excludeIps or delete those pods first"
         )
-
-
-def _within(ranges: list[tuple[int, int, int]], version: int, value: int) -> bool:
-    return any(v == version and first <= value <= last for v, first, last in ranges)
 
 
 def _check_delete(context: common.Context) -> None:

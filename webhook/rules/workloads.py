@@ -22,6 +22,7 @@ from typing import Any
 from allocator import annotations as keys
 from webhook.attachments import Attachment
 from webhook.rules import common, pods
+from webhook.rules.subnetinfo import SubnetInfo
 
 KINDS = (
     ("apps", "Deployment"),
@@ -125,7 +126,7 @@ def _warn_small_pool(
     value = annotations.get(attachment.key(keys.IP_POOL))
     if value is None or replicas is None:
         return
-    size = pods.pool_size(context, value)
+    size = pods.pool_size(context, value, SubnetInfo.of(attachment.subnet))
     if size is not None and size < replicas:
         context.warn(
             f"{subject} has {replicas} replicas but {attachment.key(keys.IP_POOL)} has only {size} "

@@ -307,11 +307,15 @@ ROUTE_OUTSIDE = (f"the route to 192.168.0.0/24 in {ROUTES} goes via 10.9.9.254, 
         ({NETWORKS: json.dumps([{"name": "macvlan", "default-route": ["10.9.9.1"]}])},
          "default-route gateway 10.9.9.1 of default/macvlan in k8s.v1.cni.cncf.io/networks is outside Subnet "
          "macvlan (172.17.0.0/16); use an address inside it, such as its gateway 172.17.0.1"),
-        ({NETWORKS: "macvlan", "macvlan.default.kubernetes.io/ip_pool": "172.17.0.50,172.16.0.5"},
-         "macvlan.default.kubernetes.io/ip_pool entry 172.16.0.5 is outside Subnet macvlan (172.17.0.0/16); "
-         "list only usable addresses of it"),
+        ({NETWORKS: "macvlan", "macvlan.default.kubernetes.io/ip_pool": "172.17.0.1,172.16.0.5"},
+         "macvlan.default.kubernetes.io/ip_pool is not usable: no entry of ip_pool 172.17.0.1,172.16.0.5 can "
+         "be handed out: 172.17.0.1 is the gateway of subnet macvlan; list usable addresses of the subnet"),
+        ({NETWORKS: "macvlan", "macvlan.default.kubernetes.io/ip_family": "IPv6"},
+         "macvlan.default.kubernetes.io/ip_family is not usable: ip_family asks for IPv6, but subnet macvlan "
+         "has only IPv4 (172.17.0.0/16); ask for IPv4 or attach a subnet that has it"),
     ],
-    ids=["route-gateway-outside", "routes-not-json", "default-route-outside", "pool-entry-outside"],
+    ids=["route-gateway-outside", "routes-not-json", "default-route-outside", "pool-no-usable-entry",
+         "ip-family-the-subnet-lacks"],
 )
 def test_what_validation_would_refuse_is_refused_before_any_ip_object_is_created(world, notes, expected):
     verdict = mutate.review(request(notes), store=world.store)

@@ -103,7 +103,10 @@ def test_empty_pool_and_a_pool_covering_the_gateway_warn() -> None:
     assert any("has no ips" in w for w in world.review(_pool("pool-1", "macvlan", [])).warnings)
     verdict = world.review(_pool("pool-1", "macvlan", ["172.17.0.0/29"]))
     assert verdict.allowed
-    assert any("covers 172.17.0.1, the gateway of Subnet macvlan" in w for w in verdict.warnings)
+    assert any("covers 172.17.0.0, the network address of subnet macvlan" in w for w in verdict.warnings)
+    verdict = world.review(_pool("pool-1", "macvlan", ["172.17.0.1..172.17.0.5"]))
+    assert verdict.allowed
+    assert any("covers 172.17.0.1, the gateway of subnet macvlan" in w for w in verdict.warnings)
 
 
 def test_ips_that_are_not_a_list_are_refused() -> None:

@@ -192,9 +192,19 @@ def test_fixed_mac_held_by_another_pod_is_refused() -> None:
 def test_ip_pool_entries_must_be_usable_addresses_of_the_subnet() -> None:
     world = guide_world()
     assert world.review(pod({NETWORKS: "default/macvlan", POOL: "172.17.0.200,172.17.0.201"})).allowed
+    # an entry the Subnet never hands out is skipped (with a warning), never blocking a usable one
     verdict = world.review(pod({NETWORKS: "default/macvlan", POOL: "172.17.0.200,172.18.0.201"}))
+    assert verdict.allowed
+    assert verdict.warnings == (
+        f"{POOL} entry 172.18.0.201 is outside subnet macvlan (172.17.0.0/16), so 1 of its 2 entries "
+        "are never handed out",
+    )
+    verdict = world.review(pod({NETWORKS: "default/macvlan", POOL: "172.17.0.1,172.18.0.201"}))
     assert not verdict.allowed
-    assert f"{POOL} entry 172.18.0.201 is outside Subnet macvlan (172.17.0.0/16)" in verdict.message
+    assert verdict.message == (
+        f"{POOL} is not usable: no entry of ip_pool 172.17.0.1,172.18.0.201 can be handed out: 172.17.0.1 "
+        "is the gateway of subnet macvlan; list usable addresses of the subnet"
+    )
     malformed = world.review(pod({NETWORKS: "default/macvlan", POOL: "172.17.0.200,,172.17.0.201"}))
     assert not malformed.allowed
     assert "empty entry" in malformed.message
