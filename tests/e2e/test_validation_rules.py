@@ -383,9 +383,9 @@ def test_pod_create_bad_twins(net: Net, kubectl: Kubectl) -> None:
         (net.on(mac_address="01:00:5e:00:00:01"), "01:00:5e:00:00:01 is a multicast MAC address"),
         (net.on(ip_pool="10.77.0.x,10.77.0.5"), "ip_pool entry '10.77.0.x' is not an IP address"),
         (
-            net.on(ip_pool="10.77.0.5,10.76.0.5"),
-            f"{net.key('ip_pool')} entry 10.76.0.5 is outside Subnet {sn} "
-            f"({CIDR}); list only usable addresses of it",
+            net.on(ip_pool="10.77.0.1,10.76.0.5"),
+            f"{net.key('ip_pool')} is not usable: no entry of ip_pool 10.77.0.1,10.76.0.5 can be handed out: "
+            f"10.77.0.1 is the gateway of subnet {sn}; list usable addresses of the subnet",
         ),
         (net.on(ip_pool="nosuch-pool"), "IPPool nosuch-pool, named by "),
         (
