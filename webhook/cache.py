@@ -35,16 +35,14 @@ class ObjectCache:
             event = "MODIFIED" if key in self._objects[kind] else "ADDED"
             self._objects[kind][key] = obj
             handlers = list(self._handlers[kind])
-        for handler in handlers:
-            handler(event, obj)
+        self._notify(handlers, event, obj)
 
     def delete(self, kind: str, obj: Object) -> None:
         with self._lock:
             removed = self._objects[kind].pop(key_of(obj), None)
             handlers = list(self._handlers[kind])
         if removed is not None:
-            for handler in handlers:
-                handler("DELETED", removed)
+            self._notify(handlers, "DELETED", removed)
 
     def replace(self, kind: str, objects: Iterable[Object]) -> None:
         """Make `kind` hold exactly `objects` (after a relist), firing the events that implies."""
@@ -55,6 +53,12 @@ class ObjectCache:
             self.delete(kind, obj)
         for obj in fresh.values():
             self.put(kind, obj)
+
+    def _notify(self, handlers: list[Handler], event: str, obj: Object) -> None:
+        """Call the handlers, outside the lock: calls for one object may overlap or arrive out of
+        order, so a handler must re-read the cache for the current state rather than trust `event`."""
+        for handler in handlers:
+            handler(event, obj)
 
     def get(self, kind: str, name: str, namespace: str = "") -> Object | None:
         with self._lock:
