@@ -13,7 +13,7 @@ from allocator.addresses import format_ip, parse_ip
 from allocator.errors import AllocatorError
 from allocator.subnet import PoolDef, Subnet, SubnetSpec
 
-BLOCKS = {4: ("10.0.0.0/27", 0x0A000000), 6: ("fd00::/123", int.from_bytes(bytes.fromhex("fd00" + "00" * 14)))}
+BLOCKS = {4: ("10.0.0.0/27", parse_ip("10.0.0.0")[1]), 6: ("fd00::/123", parse_ip("fd00::")[1])}
 
 
 @st.composite
