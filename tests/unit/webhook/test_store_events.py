@@ -68,9 +68,8 @@ def test_reordered_and_delayed_events_leave_allocator_state_equal_to_cache_state
     for op, name, address, owner, mac in steps:
         if op == "put":
             # one address per object at a time, as IP object names are derived from the address
-            clash = [
-                o for o in cache.list(objects.IPS) if address_of(o) == address and o["metadata"]["name"] != name
-            ]
+            clash = [o for o in cache.list(objects.IPS) if address_of(o) == address and o != cache.get(
+                objects.IPS, name)]
             if clash:
                 continue
             cache.put(objects.IPS, ip_object(name, address, owner, mac))
