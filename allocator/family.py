@@ -82,14 +82,13 @@ class Family:
     def set_pools(self, pools: Mapping[str, IPRangeSet]) -> None:
         """Split the usable addresses anew among ``pools`` (name → addresses; the first name in
         sorted order keeps an address two pools list). Released addresses keep their order."""
-        block = IPRangeSet()
-        block.add(self.rule.cidr.first, self.rule.cidr.last)
+        first, last = self.rule.block
         claimed = IPRangeSet()
         members: dict[str, IPRangeSet] = {}
         for name in sorted(pools):
             own = IPRangeSet()
             for start, end in pools[name].intervals():
-                low, high = max(start, self.rule.cidr.first), min(end, self.rule.cidr.last)
+                low, high = max(start, first), min(end, last)
                 if low <= high:
                     own.add(low, high)
             for low, high in claimed.intervals():

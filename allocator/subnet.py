@@ -682,7 +682,7 @@ class Subnet:
     def _locate(self, address: Address) -> tuple[Family, int]:
         version, value = parse_ip(address)
         state = self._families.get(version)
-        if state is None or not state.rule.cidr.first <= value <= state.rule.cidr.last:
+        if state is None or not state.rule.contains(value):
             raise OutOfRange(
                 f"{address} is outside subnet {self.name} ({self.spec.cidr_block}); "
                 "choose an address inside it"

@@ -10,7 +10,7 @@ net``). Fixed claims (``ip_address``) may take an excluded address, as Kube-OVN'
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import netaddr
 
@@ -35,15 +35,18 @@ class FamilyRule:
     cidr: netaddr.IPNetwork
     gateway: int
     excluded: IPRangeSet
+    bounds: tuple[int, int] = field(init=False)  # the lowest and highest address ever handed out
+    block: tuple[int, int] = field(init=False)  # the first and last address of the CIDR
+    version: int = field(init=False)
 
-    @property
-    def version(self) -> int:
-        return self.cidr.version
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bounds", usable_bounds(self.cidr))
+        object.__setattr__(self, "block", (self.cidr.first, self.cidr.last))
+        object.__setattr__(self, "version", self.cidr.version)
 
-    @property
-    def bounds(self) -> tuple[int, int]:
-        """The lowest and highest address that may ever be handed out."""
-        return usable_bounds(self.cidr)
+    def contains(self, value: int) -> bool:
+        """Whether ``value`` lies inside the CIDR block."""
+        return self.block[0] <= value <= self.block[1]
 
     def usable(self, value: int) -> bool:
         """Whether a pod may be given ``value`` by sequential or pool allocation."""
@@ -53,7 +56,7 @@ class FamilyRule:
     def why_not(self, value: int, *, fixed: bool = False) -> str:
         """Why ``value`` can not be handed out ("" when it can); ``fixed`` allows excluded addresses."""
         cidr, low, high = self.cidr, *self.bounds
-        if not cidr.first <= value <= cidr.last:
+        if not self.contains(value):
             return f"outside subnet {self.subnet} ({cidr})"
         if value < low:
             return f"the network address of subnet {self.subnet} ({cidr})"
@@ -69,7 +72,7 @@ class FamilyRule:
     def first_unusable(self, low: int, high: int) -> int | None:
         """The lowest address of ``[low, high]`` inside the block that may not be handed out."""
         bottom, top = self.bounds
-        candidates = [self.cidr.first] if low < bottom else []
+        candidates = [self.block[0]] if low < bottom else []
         if high > top:
             candidates.append(max(low, top + 1))
         if low <= self.gateway <= high:
@@ -77,7 +80,7 @@ class FamilyRule:
         candidates += [
             max(start, low) for start, end in self.excluded.intervals() if start <= high and end >= low
         ]
-        inside = [c for c in candidates if low <= c <= high and self.cidr.first <= c <= self.cidr.last]
+        inside = [c for c in candidates if low <= c <= high and self.contains(c)]
         return min(inside, default=None)
 
     def free_ranges(self) -> IPRangeSet:
