@@ -17,7 +17,7 @@ import pytest
 
 from tests.e2e.ipam_helpers import Kubectl, allocating_server, eventually, get_json, nad_yaml, subnet_yaml
 from tests.fixtures.webhook import WebhookServer
-from webhook import lifecycle, objects
+from webhook import decisions, lifecycle, objects
 
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
 GRACE = 120
@@ -101,8 +101,8 @@ def set_lease_holder(kubectl: Kubectl, holder: str) -> None:
     eventually(replaced, what=f"the Lease held by {holder!r}")  # replicas renew it meanwhile: retry
 
 
-def test_a_pod_deleted_before_it_was_bound_frees_its_fixed_address_at_once(server, kubectl, namespace,
-                                                                          network):
+def test_a_pod_deleted_before_it_was_bound_frees_its_fixed_address_at_once(
+        server, webhook_server, kubectl, namespace, network):
     provider = network("10.207.0.0/24")
     address = "10.207.0.50"
     first = fixed_pod("first", namespace, provider, address)
@@ -126,6 +126,8 @@ def test_a_pod_deleted_before_it_was_bound_frees_its_fixed_address_at_once(serve
     print(f"\nunbound reservation of a deleted pod: free {after_delete:.2f}s after the delete, "
           f"{after_delete - (handed_back - deleted):.2f}s after a replica could lead again (grace {GRACE}s)")
     assert after_delete < GRACE / 2, "released by the grace period, not because the pod was seen deleted"
+    eventually(lambda: release_reason((server, webhook_server), address) == decisions.DELETED_UNBOUND,
+               timeout=5, what="the leader's log naming the rule that released it")
     # Every replica's webhooks (their caches got the IP object's DELETED event) admit the address now.
     answers = [probe(server, path, second) for path in ("/mutate", "/validate") for _ in range(12)]
     assert all(answers), f"{answers.count(False)} of {len(answers)} reviews still refused {address}"
@@ -134,8 +136,10 @@ def test_a_pod_deleted_before_it_was_bound_frees_its_fixed_address_at_once(serve
         f"{provider}.kubernetes.io/ip_address"] == address
 
 
-def test_create_then_delete_at_once_frees_the_address_within_seconds(kubectl, namespace, network):
-    """End to end as a user meets it: whether or not the leader bound the reservation in between."""
+def test_create_then_delete_at_once_frees_the_address_within_seconds(
+        server, webhook_server, kubectl, namespace, network):
+    """End to end as a user meets it, with a leader: whether or not it bound the reservation in
+    between (the leader's log line says which rule released it)."""
     provider = network("10.208.0.0/24")
     measured = []
     for round_ in range(3):
@@ -143,7 +147,16 @@ def test_create_then_delete_at_once_frees_the_address_within_seconds(kubectl, na
         assert create(kubectl, fixed_pod(f"quick-{round_}", namespace, provider, address)).returncode == 0
         kubectl("delete", "pod", f"quick-{round_}", "-n", namespace, "--wait=false")
         deleted = time.monotonic()
-        measured.append(seconds_until_admitted(
-            kubectl, fixed_pod(f"next-{round_}", namespace, provider, address), deleted))
-    print(f"\ndelete → address free (s): {', '.join(f'{s:.2f}' for s in measured)} (grace {GRACE}s)")
-    assert max(measured) < GRACE / 2, "released by the grace period, not because the pod was seen deleted"
+        seconds = seconds_until_admitted(kubectl, fixed_pod(f"next-{round_}", namespace, provider, address),
+                                         deleted)
+        assert seconds < GRACE / 2, "released by the grace period, not because the pod was seen deleted"
+        measured.append(f"{seconds:.2f}s ({release_reason((server, webhook_server), address) or '?'})")
+    print(f"\ndelete → address free: {'; '.join(measured)} (grace {GRACE}s)")
+
+
+def release_reason(servers: tuple[WebhookServer, ...], address: str) -> str:
+    """Why the leader (a worker of either server: both run Lifecycles on the one Lease) released
+    `address`, from its log ("" if the line is not there yet)."""
+    marker = f"released {address} ("
+    lines = [line for s in servers for line in s.log_tail(100_000).splitlines() if marker in line]
+    return lines[-1].partition("): ")[2] if lines else ""
