@@ -5,6 +5,11 @@ A NAD uses this IPAM in one of two ways, as in Kube-OVN:
 - `"type": "kube-ovn", "provider": "<nad>.<ns>.ovn"`, a kube-ovn type NIC.
 Either may be a single conf or one plugin of a conflist. The provider is what ties the NAD to its
 Subnets and to the pod's annotations, so it must be exactly the one derived from the NAD's name.
+
+A NAD that uses kube-ovn is admitted only if the plugin will accept the config it is handed at
+sandbox creation (the differential test in tests/unit/allocator/test_nad_plugin_agreement.py):
+cniVersion, mtu and routes are read where and as the plugin reads them, with the plugin's own
+limits from `cni.netconf_rules` (constants only, stdlib-only, the one module of `cni` allowed here).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 from allocator import annotations
 from allocator.annotations import Route
 from allocator.errors import NadError, RoutesError
+from cni import netconf_rules
 
 KUBE_OVN = "kube-ovn"
 DEFAULT_SERVER_SOCKET = "/run/openvswitch/kube-ovn-daemon.sock"
@@ -80,7 +86,7 @@ def parse_nad(namespace: str, name: str, spec: Mapping[str, Any] | None) -> NadC
             f"spec.config of {nad} is {type(config).__name__}, not a string; write the JSON as a string"
         )
     try:
-        conf = json.loads(config)
+        conf = json.loads(config, parse_constant=_no_constant)
     except (ValueError, RecursionError) as error:
         raise InvalidJSON(
             f"spec.config of {nad} is not valid JSON ({annotations.json_reason(error)}); "
@@ -121,12 +127,8 @@ def parse_nad(namespace: str, name: str, spec: Mapping[str, Any] | None) -> NadC
     provider = _provider(section.get("provider"), nad=nad, section=section_name, expected=expected, mode=mode)
     socket = _server_socket(section.get("server_socket"), nad=nad, section=section_name)
     routes = _routes(plugin, mode=mode, nad=nad, section=section_name)
-    cni_version = conf.get("cniVersion")
-    if cni_version is not None and not isinstance(cni_version, str):
-        raise InvalidConfig(
-            f"spec.config of {nad} has cniVersion {annotations.shorten(cni_version)}, not a string; "
-            'write e.g. "cniVersion": "0.3.0"'
-        )
+    cni_version = _cni_version(conf.get("cniVersion"), nad=nad)
+    _check_mtu(plugin.get("mtu"), nad=nad, section=f"plugin {index + 1}" if "plugins" in conf else "config")
     return NadConfig(
         namespace=namespace,
         name=name,
@@ -182,14 +184,41 @@ def _provider(value: Any, *, nad: str, section: str, expected: str, mode: str) -
     return value
 
 
+def _cni_version(value: Any, *, nad: str) -> str | None:
+    """The conf's (a conflist's: the list's, which the runtime hands every plugin) cniVersion; the
+    plugin reads an absent or empty one as its default and refuses versions it does not speak."""
+    if value is not None and not isinstance(value, str):
+        raise InvalidConfig(
+            f"spec.config of {nad} has cniVersion {annotations.shorten(value)}, not a string; "
+            'write e.g. "cniVersion": "0.3.0"'
+        )
+    supported = netconf_rules.SUPPORTED_VERSIONS
+    if netconf_rules.effective_version(value) not in supported:
+        raise InvalidConfig(
+            f"spec.config of {nad} has cniVersion {annotations.shorten(value)}, which the kube-ovn plugin "
+            f"does not support; write one of {', '.join(supported)}"
+        )
+    return value
+
+
+def _check_mtu(value: Any, *, nad: str, section: str) -> None:
+    if not netconf_rules.mtu_ok(value):
+        raise InvalidConfig(
+            f"{nad} has mtu {annotations.shorten(value)} in its {section}, which the kube-ovn plugin "
+            f"refuses; write an integer from {netconf_rules.MIN_MTU} to {netconf_rules.MAX_MTU} "
+            "or leave it out"
+        )
+
+
 def _routes(plugin: dict[str, Any], *, mode: str, nad: str, section: str) -> tuple[Route, ...]:
-    """The NAD's routes, from where the CNI plugin reads them: `ipam.routes`, or for a kube-ovn type
-    plugin its own `routes` (falling back to `ipam.routes`). CNI routes need a `dst`, and the plugin
-    rejects a route without one, so admission rejects it too."""
-    ipam = plugin.get("ipam") if isinstance(plugin.get("ipam"), dict) else {}
-    value = (plugin.get("routes") or ipam.get("routes")) if mode == MODE_TYPE else ipam.get("routes")
-    if value is None:
-        return ()
+    """The NAD's routes, from where and as the CNI plugin reads them: `ipam.routes`, or for a
+    kube-ovn type plugin its own `routes` (when empty or absent, `ipam.routes`); a `routes` key that
+    is present must be a list (null too is refused by the plugin). CNI routes need a `dst`, and the
+    plugin rejects a route without one, so admission rejects it too."""
+    ipam = plugin.get("ipam")
+    value = (plugin if mode == MODE_TYPE else ipam).get("routes", [])
+    if mode == MODE_TYPE and not value and isinstance(ipam, dict):
+        value = ipam.get("routes", [])
     try:
         return annotations.route_list(value, where=f"{section} routes of {nad}", dst_required=True)
     except RoutesError as error:
@@ -205,6 +234,11 @@ def _server_socket(value: Any, *, nad: str, section: str) -> str:
             f"absolute path; write e.g. {DEFAULT_SERVER_SOCKET}"
         )
     return value
+
+
+def _no_constant(name: str) -> Any:
+    """NaN and Infinity: Python's json reads them, the runtime's JSON (and the plugin's) does not."""
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def _text(value: Any) -> str | None:

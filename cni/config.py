@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Mapping
 
-from cni import errors, jsonio
+from cni import errors, jsonio, netconf_rules
 
 PLUGIN_TYPE = "kube-ovn"
 DEFAULT_SOCKET = "/run/openvswitch/kube-ovn-daemon.sock"
-SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 COMMANDS = ("ADD", "DEL", "CHECK", "VERSION", "STATUS", "GC")
 # Verbs that appeared after 0.3.0: CHECK with 0.4.0, STATUS and GC with 1.1.0.
 MIN_VERSION = {"CHECK": "0.4.0", "STATUS": "1.1.0", "GC": "1.1.0"}
@@ -129,9 +128,10 @@ def load_json(data: bytes | str) -> dict[str, object]:
 
 
 def check_version(version: str, command: str) -> None:
-    if version not in SUPPORTED_VERSIONS:
+    supported = netconf_rules.SUPPORTED_VERSIONS
+    if version not in supported:
         raise errors.IncompatibleVersionError(
-            f"cniVersion {version!r} is not supported; use one of {', '.join(SUPPORTED_VERSIONS)}"
+            f"cniVersion {version!r} is not supported; use one of {', '.join(supported)}"
         )
     needed = MIN_VERSION.get(command)
     if needed and version_tuple(version) < version_tuple(needed):
@@ -142,7 +142,7 @@ def check_version(version: str, command: str) -> None:
 
 def parse_netconf(conf: Mapping[str, object], command: str) -> NetConf:
     """Either `{type: kube-ovn, provider, server_socket}` or `{ipam: {type: kube-ovn, …}}`."""
-    version = conf.get("cniVersion") or "0.3.0"
+    version = netconf_rules.effective_version(conf.get("cniVersion"))
     if not isinstance(version, str):
         raise errors.InvalidConfigError(f"cniVersion {version!r} must be a string such as \"1.0.0\"")
     check_version(version, command)
@@ -172,8 +172,10 @@ def parse_netconf(conf: Mapping[str, object], command: str) -> NetConf:
     if as_main and not routes and isinstance(ipam, dict):
         routes = ipam.get("routes", [])  # a kube-ovn type NAD may also nest them under ipam
     mtu = conf.get("mtu")
-    if mtu is not None and (not isinstance(mtu, int) or isinstance(mtu, bool) or not 68 <= mtu <= 65535):
-        raise errors.InvalidConfigError(f"mtu {mtu!r} must be an integer between 68 and 65535")
+    if not netconf_rules.mtu_ok(mtu):
+        raise errors.InvalidConfigError(
+            f"mtu {mtu!r} must be an integer between {netconf_rules.MIN_MTU} and {netconf_rules.MAX_MTU}"
+        )
     prev = conf.get("prevResult")
     return NetConf(cni_version=version, name=str(conf.get("name") or ""), provider=provider,
                    server_socket=socket, routes=parse_routes(routes), as_main=as_main, mtu=mtu,

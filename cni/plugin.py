@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 
-from cni import client, config, errors, jsonio, result
+from cni import client, config, errors, jsonio, netconf_rules, result
 from cni.config import Environment, NetConf
 
 Result = dict[str, object] | None
@@ -116,7 +116,8 @@ COMMANDS: dict[str, Callable[[Environment, NetConf], Result]] = {
 
 def run(environ: Mapping[str, str], stdin: bytes, out: io.TextIOBase) -> int:
     """One invocation: 0 with the result (if any) on `out`, or 1 with a CNI error on `out`."""
-    cni_version = config.SUPPORTED_VERSIONS[-1]
+    supported = netconf_rules.SUPPORTED_VERSIONS
+    cni_version = supported[-1]
     pod = None
     try:
         raw = config.load_json(stdin)
@@ -125,9 +126,8 @@ def run(environ: Mapping[str, str], stdin: bytes, out: io.TextIOBase) -> int:
         env = config.parse_environment(environ)
         pod = env.pod
         if env.command == "VERSION":
-            output: Result = {"cniVersion": cni_version if cni_version in config.SUPPORTED_VERSIONS
-                              else config.SUPPORTED_VERSIONS[-1],
-                              "supportedVersions": list(config.SUPPORTED_VERSIONS)}
+            output: Result = {"cniVersion": cni_version if cni_version in supported else supported[-1],
+                              "supportedVersions": list(supported)}
         else:
             output = COMMANDS[env.command](env, config.parse_netconf(raw, env.command))
     except Exception as exc:  # even a bug has to reach the runtime as CNI error JSON

@@ -10,7 +10,7 @@ view is a protocol: the informer cache, a `Snapshot` of lists, or live reads all
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -39,6 +39,9 @@ class Bind:
 
 
 Decision = Release | Bind
+
+# Starts like the bound case's reason, so both count as `pod_gone` in the release metric.
+DELETED_UNBOUND = "its pod is gone (deleted before its address was bound to it)"
 
 
 class Facts(Protocol):
@@ -76,15 +79,24 @@ def decide(
     now: float,
     grace: float | None = None,
     default_grace: float = DEFAULT_GRACE,
+    deleted: Collection[str] = frozenset(),
 ) -> list[Decision]:
     """The releases and binds `ips` call for. `grace` overrides every reservation's own grace
-    period (annotated by the process that made it, else `default_grace`)."""
-    found = (decide_one(ip, facts, now=now, grace=grace, default_grace=default_grace) for ip in ips)
+    period (annotated by the process that made it, else `default_grace`); `deleted` holds the
+    reservation tokens of pods seen deleted, whose unbound reservations need no grace period."""
+    found = (decide_one(ip, facts, now=now, grace=grace, default_grace=default_grace, deleted=deleted)
+             for ip in ips)
     return [decision for decision in found if decision is not None]
 
 
 def decide_one(
-    ip: Object, facts: Facts, *, now: float, grace: float | None = None, default_grace: float = DEFAULT_GRACE
+    ip: Object,
+    facts: Facts,
+    *,
+    now: float,
+    grace: float | None = None,
+    default_grace: float = DEFAULT_GRACE,
+    deleted: Collection[str] = frozenset(),
 ) -> Decision | None:
     """The decision for one IP object, or None to keep it as it is."""
     spec = ip.get("spec") or {}
@@ -92,7 +104,7 @@ def decide_one(
         return _statefulset(ip, facts)
     if spec.get("podUID"):
         return _bound(ip, facts)
-    return _unbound(ip, facts, expired=_unbound_expired(ip, now, grace, default_grace))
+    return _unbound(ip, facts, expired=_unbound_expired(ip, now, grace, default_grace), deleted=deleted)
 
 
 def _bound(ip: Object, facts: Facts) -> Decision | None:
@@ -106,10 +118,13 @@ def _bound(ip: Object, facts: Facts) -> Decision | None:
     return None
 
 
-def _unbound(ip: Object, facts: Facts, *, expired: bool) -> Decision | None:
+def _unbound(ip: Object, facts: Facts, *, expired: bool, deleted: Collection[str]) -> Decision | None:
     """A reservation not yet tied to a pod: bind it, wait, or release it after the grace period.
 
-    A named pod is looked up by name (its token must match); a generateName pod only by token."""
+    A named pod is looked up by name (its token must match); a generateName pod only by token.
+    The grace period covers a pod that may still be on its way (its create is in flight, or was
+    refused after mutation); a pod seen deleted with this token existed and is gone, so its
+    reservation goes at once."""
     spec = ip.get("spec") or {}
     token = token_of(ip)
     if spec.get("podName"):
@@ -118,6 +133,8 @@ def _unbound(ip: Object, facts: Facts, *, expired: bool) -> Decision | None:
         pod = facts.pod_for_token(token) if token else None
     if pod is not None and token and token_of(pod) == token and not terminated(pod):
         return _bind(ip, pod)
+    if token and token in deleted:
+        return _release(ip, DELETED_UNBOUND)
     if not expired:
         return None
     return _release(ip, "its pod never came to exist")

@@ -5,6 +5,11 @@ act. Each pass decides from the cache (`webhook.decisions`, pure) and then acts:
 deletes guarded by the resourceVersion decided on, made only once the same rules agree on live
 reads, so a late release can never take an address from a pod that was just given it (a recreated
 StatefulSet pod relabels its objects first, which moves the version).
+
+Every replica remembers the reservation tokens of pods its cache saw deleted (`DeletedPods`), so
+whichever replica leads releases a reservation whose pod was deleted before it was bound at once,
+not after the grace period. A pod event the leader's cache never saw (it started after the pod was
+gone, or a relist skipped both events) leaves that reservation to the grace period.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -36,6 +42,7 @@ log = logging.getLogger(__name__)
 NAMESPACE_ENV = "MULTINIC_IPAM_NAMESPACE"
 LEASE_NAME = "multinic-ipam-lifecycle"
 MIN_GAP = 0.5  # seconds between two passes at least
+DELETED_LIMIT = 20_000  # tokens of deleted pods remembered at most (~2 MB); the oldest go first
 
 
 class _Unsure(Exception):  # noqa: N818 (a reason to wait, not an error)
@@ -58,6 +65,38 @@ class Outcome:
 
     planned: decisions.Decision
     done: decisions.Decision | None
+
+
+class DeletedPods:
+    """Reservation tokens of pods this process saw deleted, oldest first: proof that a reservation's
+    pod existed and is gone. Bounded in age (`keep` seconds: by then the grace period releases the
+    reservation anyway) and count (`limit`). Not forgotten on release: another IP object of the same
+    pod may reach this cache after the pod's deletion, and a stale token matches nothing (tokens are
+    random per admission). Informer threads add, the Lifecycle's thread reads: one lock."""
+
+    def __init__(self, *, keep: float, clock: Callable[[], float], limit: int = DELETED_LIMIT) -> None:
+        self.keep = keep
+        self.limit = limit
+        self.clock = clock
+        self._seen: OrderedDict[str, float] = OrderedDict()  # token → when its pod's deletion was seen
+        self._lock = threading.Lock()
+
+    def add(self, token: str) -> None:
+        with self._lock:
+            self._seen[token] = self.clock()
+            self._seen.move_to_end(token)
+            self._trim()
+
+    def tokens(self) -> frozenset[str]:
+        """The tokens remembered now (a copy: decisions read it without the lock)."""
+        with self._lock:
+            self._trim()
+            return frozenset(self._seen)
+
+    def _trim(self) -> None:
+        oldest = self.clock() - self.keep
+        while self._seen and (len(self._seen) > self.limit or next(iter(self._seen.values())) < oldest):
+            self._seen.popitem(last=False)
 
 
 class Lifecycle:
@@ -94,6 +133,7 @@ class Lifecycle:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self.deleted = DeletedPods(keep=self.grace, clock=clock)
         store.cache.subscribe(objects.PODS, self._on_pod)
 
     # ---- running ----------------------------------------------------------------------------
@@ -138,6 +178,10 @@ class Lifecycle:
         return result
 
     def _on_pod(self, event: str, pod: Object) -> None:
+        if event == "DELETED":
+            token = ((pod.get("metadata") or {}).get("annotations") or {}).get(objects.RESERVATION_ANNOTATION)
+            if token:
+                self.deleted.add(token)  # every replica: whichever leads next may release at once
         if event == "DELETED" or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             self._wake.set()
         elif token_of(pod) and self.leader:
@@ -219,14 +263,16 @@ class Lifecycle:
         return decisions.decide(
             self.store.ip_objects() if ips is None else ips, self.store,
             now=self.clock(), grace=self.grace_override, default_grace=self.grace,
+            deleted=self.deleted.tokens(),
         )
 
     def act(self, planned: list[decisions.Decision]) -> list[Outcome]:
         """Carry out `planned`: binds as decided; each release only once live reads agree."""
         live = _LiveFacts(self.api)  # one live pod list at most per call, shared by its releases
-        return [self._act_one(decision, live) for decision in planned]
+        deleted = self.deleted.tokens()
+        return [self._act_one(decision, live, deleted) for decision in planned]
 
-    def _act_one(self, planned: decisions.Decision, live: _LiveFacts) -> Outcome:
+    def _act_one(self, planned: decisions.Decision, live: _LiveFacts, deleted: frozenset[str]) -> Outcome:
         ip = self.store.ip_object(planned.ip_name)
         if ip is None or ip["metadata"].get("resourceVersion", "") != planned.resource_version:
             return Outcome(planned, None)  # changed since it was decided: the next pass decides again
@@ -235,7 +281,7 @@ class Lifecycle:
             if isinstance(planned, decisions.Release):
                 # The cache may lag: the same rules on live reads must agree (or find the pod).
                 decision = decisions.decide_one(ip, live, now=self.clock(), grace=self.grace_override,
-                                                default_grace=self.grace)
+                                                default_grace=self.grace, deleted=deleted)
         except _Unsure as error:
             log.warning("kept %s for now: %s", planned.ip_name, error)
             return Outcome(planned, None)

@@ -29,10 +29,10 @@ GRACE_SECONDS = 3
 
 @contextlib.contextmanager
 def allocating_server(control_plane: Any, session_server: WebhookServer, workdir: Path, *,
-                      workers: int = 2) -> Iterator[WebhookServer]:
-    """A server with a short grace period, installed for the duration of the block."""
+                      workers: int = 2, grace: float = GRACE_SECONDS) -> Iterator[WebhookServer]:
+    """A server with a short grace period (unless `grace` says otherwise), installed for the block."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(GRACE_ENV, str(GRACE_SECONDS))
+        patch.setenv(GRACE_ENV, f"{grace:g}")
         server = WebhookServer(control_plane=control_plane, cert_dir=session_server.cert_dir,
                                workdir=workdir, workers=workers, threads=8)
         server.start()

@@ -161,6 +161,40 @@ def test_nad_provider_forms_empty_spec_json_position_and_socket(
     )
 
 
+def test_nad_configs_the_plugin_would_refuse_at_sandbox_creation(
+    webhook_server: WebhookServer, kubectl: Kubectl, namespace: str
+) -> None:
+    ns = namespace
+    supported = "write one of 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0"
+    refused(
+        kubectl,
+        nad("mv", ns, {**macvlan(f"mv.{ns}"), "cniVersion": "9.9.9"}),
+        VALIDATE,
+        f'spec.config of NetworkAttachmentDefinition {ns}/mv has cniVersion "9.9.9", which the kube-ovn '
+        f"plugin does not support; {supported}",
+    )
+    conflist = {"cniVersion": "0.1.0", "name": "an",
+                "plugins": [{k: v for k, v in kube_ovn_type(f"an.{ns}.ovn").items() if k != "cniVersion"}]}
+    refused(
+        kubectl,
+        nad("an", ns, conflist),
+        VALIDATE,
+        f'spec.config of NetworkAttachmentDefinition {ns}/an has cniVersion "0.1.0", which the kube-ovn '
+        f"plugin does not support; {supported}",
+    )
+    refused(
+        kubectl,
+        nad("an", ns, kube_ovn_type(f"an.{ns}.ovn", mtu=9)),
+        VALIDATE,
+        f"NetworkAttachmentDefinition {ns}/an has mtu 9 in its config, which the kube-ovn plugin refuses; "
+        "write an integer from 68 to 65535 or leave it out",
+    )
+    # the good twins
+    good_twins = ({**conflist, "cniVersion": "1.1.0"}, kube_ovn_type(f"an.{ns}.ovn", mtu=1400))
+    for good in good_twins:
+        assert "(server dry run)" in allowed(kubectl, nad("an", ns, good)).stdout
+
+
 # -- Subnet specs ------------------------------------------------------------------------------------
 BAD_SUBNETS = [
     (

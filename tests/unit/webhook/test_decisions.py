@@ -81,6 +81,38 @@ def test_decide(ip_object: dict, pods: list, sets: list, expected: decisions.Dec
     assert found == ([] if expected is None else [expected])
 
 
+DELETED_CASES = [
+    # (case id, IP object, pods, expected decision) with the token t1 seen on a deleted pod
+    ("unbound, pod seen deleted, within grace", ip(age=1), [],
+     Release("macvlan.web", decisions.DELETED_UNBOUND, "7")),
+    ("unbound generateName, pod seen deleted", ip(generate=True, age=1), [],
+     Release("macvlan.web", decisions.DELETED_UNBOUND, "7")),
+    ("unbound, same name recreated with another token", ip(age=1), [pod(uid="u2", token="t2")],
+     Release("macvlan.web", decisions.DELETED_UNBOUND, "7")),
+    ("unbound, a pod carrying the token exists after all", ip(age=1), [pod()],
+     Bind("macvlan.web", "web", "u1", "7")),
+    ("bound, pod gone", ip(uid="u1"), [], Release("macvlan.web", GONE, "7")),
+    ("sts kept although its pod was deleted", ip("web-1", uid="u1", sts="sts-1", age=1), [], None),
+]
+
+
+@pytest.mark.parametrize(("ip_object", "pods", "expected"), [c[1:] for c in DELETED_CASES],
+                         ids=[c[0] for c in DELETED_CASES])
+def test_a_pod_seen_deleted_releases_its_reservation_without_the_grace_period(
+        ip_object: dict, pods: list, expected: decisions.Decision | None) -> None:
+    sets = [statefulset(2)]
+    found = decisions.decide([ip_object], Snapshot(pods, sets), now=NOW, default_grace=GRACE,
+                             deleted={"t1"})
+    assert found == ([] if expected is None else [expected])
+
+
+def test_only_the_deleted_pods_token_skips_the_grace_period() -> None:
+    young = ip(age=1)
+    assert decisions.decide([young], Snapshot(), now=NOW, default_grace=GRACE, deleted={"t9"}) == []
+    assert decisions.decide([ip(age=1, token="")], Snapshot(), now=NOW, default_grace=GRACE,
+                            deleted={""}) == []
+
+
 def test_a_grace_override_beats_the_reservations_own() -> None:
     young = ip(age=10, annotations={GRACE_ANNOTATION: "5"})
     assert decisions.decide([young], Snapshot(), now=NOW, grace=30) == []

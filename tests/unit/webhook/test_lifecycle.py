@@ -141,6 +141,70 @@ def test_reservation_whose_pod_never_came_is_released_after_the_grace_period(wor
     assert name not in world.api.ips
 
 
+def admitted_created_deleted(world: World, name: str = "quick") -> tuple[PodIdentity, str]:
+    """A pod admitted, created and deleted again before any pass bound its reservation."""
+    who, ip_name = admit(world, name)
+    create_pod(world, who)
+    world.api.remove(objects.PODS, "default", name)
+    return who, ip_name
+
+
+def test_a_pod_deleted_before_it_was_bound_releases_its_address_at_once(world):
+    cycle = leader(world, grace=120)
+    _, name = admitted_created_deleted(world)
+    world.now += 1
+    result = cycle.reconcile()
+    assert (result.released, result.bound) == (1, 0)
+    assert name not in world.api.ips
+    assert world.store.state("macvlan").allocator.holder("172.17.0.11") is None
+
+
+def test_a_reservation_whose_pod_was_never_seen_still_waits_for_the_grace_period(world):
+    cycle = leader(world, grace=120)
+    _, name = admit(world, "unseen")
+    world.now += 60
+    assert cycle.reconcile().released == 0
+    assert name in world.api.ips
+
+
+def test_every_replica_remembers_deleted_pods_so_a_new_leader_releases_at_once(world):
+    first = leader(world, "one", grace=120)
+    second = lifecycle.Lifecycle(store=world.store, identity="two", namespace="kube-system",
+                                 clock=lambda: world.now, grace=120)
+    assert not second.acquire()
+    who, name = admitted_created_deleted(world)
+    assert who.token in second.deleted.tokens()
+    first.stop()  # hands the Lease over before any pass of its own
+    assert second.step().released == 1
+    assert name not in world.api.ips
+
+
+def test_every_address_of_a_deleted_pod_goes_at_once(world):
+    cycle = leader(world, grace=120)
+    who = PodIdentity("default", "two-nics")
+    first = world.store.reserve(who, MACVLAN).names[0]
+    second = world.store.reserve(who, Claim(subnet="attachnet", provider="attachnet.default.ovn",
+                                            interface="net2")).names[0]
+    create_pod(world, who)
+    world.api.remove(objects.PODS, "default", "two-nics")
+    assert cycle.reconcile().released == 2
+    assert first not in world.api.ips and second not in world.api.ips
+
+
+def test_the_memory_of_deleted_pods_is_bounded_in_count_and_age():
+    now = [0.0]
+    memory = lifecycle.DeletedPods(keep=10, clock=lambda: now[0], limit=3)
+    for token in ("a", "b", "c", "d"):
+        memory.add(token)
+        now[0] += 1
+    assert memory.tokens() == {"b", "c", "d"}
+    now[0] = 11.5  # b was added at 1, c at 2, d at 3
+    assert memory.tokens() == {"c", "d"}
+    memory.add("c")  # seen again: younger now
+    now[0] = 13.5
+    assert memory.tokens() == {"c"}
+
+
 def test_generate_name_reservation_found_by_a_live_list_is_bound_not_released(world):
     cycle = leader(world, grace=30)
     who, name = admit(world, "")
