@@ -27,6 +27,7 @@ from webhook.whereabouts import Record, WhereaboutsError, ippool_records, reserv
 KINDS = (objects.SUBNETS, objects.IPS, objects.IPPOOLS, objects.NADS, objects.PODS)
 WHEREABOUTS_KINDS = (objects.WHEREABOUTS_IPPOOLS, objects.WHEREABOUTS_RESERVATIONS)
 
+RETRY_PAUSE = 0.25  # seconds between tries of a pod patch the validating webhook denied
 DONE = {adoption.HOLD: "held", adoption.BIND: "bound", adoption.ANNOTATE: "annotated"}
 
 
@@ -126,8 +127,7 @@ def _adopt_pod(
     current = pod
     if wanted:
         try:
-            current = store.api.patch_pod(meta["namespace"], meta["name"],
-                                          {"metadata": {"uid": meta.get("uid"), "annotations": wanted}})
+            current = _annotate(store, meta, wanted)
         except ApiError as error:
             for held in made:
                 store.release(held)
@@ -148,6 +148,21 @@ def _adopt_pod(
             problems.append(f"IP object {outcome.planned.ip_name} of pod {ref} changed while it was being "
                             "bound; adopt again (or let the webhook's leader bind it)")
     return failed
+
+
+def _annotate(store: Store, meta: Object, wanted: dict[str, str], *, tries: int = 20) -> Object:
+    """Add `wanted` to the pod (refused for a recreated pod: the UID is immutable). The validating
+    webhook allows these additions once its cache has our new IP objects; until then it denies
+    them, so a denial is retried for a few seconds."""
+    patch = {"metadata": {"uid": meta.get("uid"), "annotations": wanted}}
+    for _ in range(tries - 1):
+        try:
+            return store.api.patch_pod(meta["namespace"], meta["name"], patch)
+        except ApiError as error:
+            if "denied the request" not in str(error):
+                raise
+        time.sleep(RETRY_PAUSE)
+    return store.api.patch_pod(meta["namespace"], meta["name"], patch)
 
 
 def _reported_mac(store: Store, step: adoption.AttachmentPlan, pod: Object) -> str | None:
