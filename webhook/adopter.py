@@ -144,7 +144,7 @@ def _adopt_pod(
         if isinstance(decision, decisions.Bind):
             binds.append(decision)
     for outcome in lifecycle.act(binds):
-        if outcome.done is None:
+        if outcome.done is None and not _bound_to(store, outcome.planned.ip_name, meta.get("uid")):
             problems.append(f"IP object {outcome.planned.ip_name} of pod {ref} changed while it was being "
                             "bound; adopt again (or let the webhook's leader bind it)")
     return failed
@@ -163,6 +163,15 @@ def _annotate(store: Store, meta: Object, wanted: dict[str, str], *, tries: int 
                 raise
         time.sleep(RETRY_PAUSE)
     return store.api.patch_pod(meta["namespace"], meta["name"], patch)
+
+
+def _bound_to(store: Store, name: str, uid: str | None) -> bool:
+    """Did someone else (the webhook's leader, seeing the pod's new reservation) bind it first?"""
+    try:
+        ip = store.api.read(objects.IPS, name)
+    except ApiError:
+        return False
+    return bool(uid) and ((ip or {}).get("spec") or {}).get("podUID") == uid
 
 
 def _reported_mac(store: Store, step: adoption.AttachmentPlan, pod: Object) -> str | None:

@@ -9,6 +9,7 @@ import pytest
 
 from tests.unit.webhook.world import World, nad, subnet
 from webhook import adopter, adoption, objects
+from webhook.kubeapi import Conflict
 from webhook.store import Claim, PodIdentity, address_of
 from webhook.whereabouts import Record
 
@@ -244,3 +245,23 @@ def test_a_pod_gone_before_it_is_annotated_keeps_nothing(world: World) -> None:
         "pod default/a was not adopted: its annotations could not be written (it is gone)"
     ]
     assert world.api.ips == {}
+
+
+def test_a_bind_the_leader_made_first_is_no_problem(world: World) -> None:
+    plan = plan_for(world, using("a", 1, "10.1.1.2"))
+
+    def leader_binds_first(op: str, name: str) -> Conflict | None:
+        if op != "patch_ip":
+            return None
+        world.api.ips[name]["spec"]["podUID"] = "uid-a"  # the webhook's leader saw the pod's reservation
+        return Conflict(409, "the object has been modified")
+
+    world.api.fail = leader_binds_first
+    done = adopter.apply(world.store, plan, clock=lambda: world.now)
+    assert [r.action for r in done] == ["held"] and not plan.problems
+    world.api.fail = lambda op, name: Conflict(409, "modified") if op == "patch_ip" else None
+    world.add(objects.PODS, using("b", 2, "10.1.1.3"))
+    plan = adoption.plan(world.store, [world.api.objects[(objects.PODS, "default", "b")]])
+    adopter.apply(world.store, plan, clock=lambda: world.now)
+    assert plan.problems == ["IP object wa.10.1.1.3 of pod default/b changed while it was being bound; adopt "
+                             "again (or let the webhook's leader bind it)"]
