@@ -44,11 +44,19 @@ class Snapshot:
 def load(api_client: Any, *, namespace: str | None = None) -> Snapshot:
     """List every kind once (Whereabouts' when its CRDs exist); NADs with a Subnet for their
     provider are read as they will be once they use kube-ovn (`adoption.as_migrated`)."""
-    store = ops.load(api_client, (*KINDS, *WHEREABOUTS_KINDS))
+    store = ops.load(api_client, KINDS)
     read_as_migrated(store)
     pods = [p for p in store.cache.list(objects.PODS) if namespace in (None, _namespace(p))]
     records: list[Record] = []
     problems: list[str] = []
+    for kind in WHEREABOUTS_KINDS:
+        try:
+            store.cache.replace(kind, store.api.list(kind))
+        except NotFound:
+            pass  # Whereabouts is not installed
+        except ApiError as error:  # e.g. forbidden: say so, and adopt from network-status alone
+            problems.append(f"cannot list {kind} ({error}); addresses only Whereabouts records know are not "
+                            "adopted")
     readers = ((objects.WHEREABOUTS_IPPOOLS, ippool_records),
                (objects.WHEREABOUTS_RESERVATIONS, lambda obj: [reservation_record(obj)]))
     for kind, read in readers:
@@ -58,7 +66,7 @@ def load(api_client: Any, *, namespace: str | None = None) -> Snapshot:
             except WhereaboutsError as error:
                 problems.append(f"{error}; its addresses are not adopted")
                 continue
-            records += [r for r in found if namespace in (None, r.namespace) or not r.pod]
+            records += [r for r in found if namespace in (None, r.namespace)]
     return Snapshot(store, pods, records, problems)
 
 
