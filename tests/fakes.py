@@ -90,6 +90,23 @@ class FakeApi:
             del self.ips[name]
             self._emit("DELETE", current)
 
+    def patch_pod(self, namespace: str, name: str, patch: Object) -> Object:
+        """Merge-patch a stored pod; a `metadata.uid` other than the pod's is refused (422)."""
+        self._record("patch_pod", f"{namespace}/{name}")
+        with self._lock:
+            current = self.objects.get((objects.PODS, namespace, name))
+            if current is None:
+                raise NotFound(404, f'pods "{name}" not found')
+            uid = (patch.get("metadata") or {}).get("uid")
+            if uid and uid != current["metadata"].get("uid"):
+                raise ApiError(422, f'Pod "{name}" is invalid: metadata.uid: field is immutable')
+            updated = merge_patch(current, patch)
+            updated["metadata"]["resourceVersion"] = str(next(self._versions))
+            self.objects[(objects.PODS, namespace, name)] = updated
+        for cache in self.watchers:
+            cache.put(objects.PODS, copy.deepcopy(updated))
+        return copy.deepcopy(updated)
+
     def patch_subnet_status(self, name: str, status: Object) -> None:
         self._record("patch_subnet_status", name)
         with self._lock:

@@ -85,11 +85,16 @@ _PATHS = {
     objects.NADS: "/apis/k8s.cni.cncf.io/v1/namespaces/{namespace}/network-attachment-definitions",
     objects.PODS: "/api/v1/namespaces/{namespace}/pods",
     objects.STATEFULSETS: "/apis/apps/v1/namespaces/{namespace}/statefulsets",
+    objects.WHEREABOUTS_IPPOOLS: "/apis/whereabouts.cni.cncf.io/v1alpha1/namespaces/{namespace}/ippools",
+    objects.WHEREABOUTS_RESERVATIONS:
+        "/apis/whereabouts.cni.cncf.io/v1alpha1/namespaces/{namespace}/overlappingrangeipreservations",
 }
 _ALL_NAMESPACES = {
     objects.NADS: "/apis/k8s.cni.cncf.io/v1/network-attachment-definitions",
     objects.PODS: "/api/v1/pods",
     objects.STATEFULSETS: "/apis/apps/v1/statefulsets",
+    objects.WHEREABOUTS_IPPOOLS: "/apis/whereabouts.cni.cncf.io/v1alpha1/ippools",
+    objects.WHEREABOUTS_RESERVATIONS: "/apis/whereabouts.cni.cncf.io/v1alpha1/overlappingrangeipreservations",
 }
 
 
@@ -236,6 +241,12 @@ class KubernetesApi:
         if resource_version:
             body["preconditions"] = {"resourceVersion": resource_version}
         self._call("DELETE", f"{_PATHS[objects.IPS]}/{name}", body=body)
+
+    def patch_pod(self, namespace: str, name: str, patch: Object) -> Object:
+        """Merge-patch a pod (`adopt` writes annotations); a `metadata.uid` in the patch refuses
+        (422, field is immutable) a pod recreated under the same name."""
+        path = f"{_PATHS[objects.PODS].format(namespace=namespace)}/{name}"
+        return self._call("PATCH", path, body=patch, content_type="application/merge-patch+json")
 
     def patch_subnet_status(self, name: str, status: Object) -> None:
         self._call(

@@ -18,6 +18,9 @@ IPPOOLS = "ippools"
 NADS = "network-attachment-definitions"
 PODS = "pods"
 STATEFULSETS = "statefulsets"
+# Whereabouts' records (whereabouts.cni.cncf.io/v1alpha1), read by `adopt` when the CRDs exist.
+WHEREABOUTS_IPPOOLS = "ippools.whereabouts.cni.cncf.io"
+WHEREABOUTS_RESERVATIONS = "overlappingrangeipreservations.whereabouts.cni.cncf.io"
 
 LABEL_SUBNET = "multinic-ipam.io/subnet"
 LABEL_POD_NAMESPACE = "multinic-ipam.io/pod-namespace"

@@ -256,7 +256,9 @@ def _check_update(context: common.Context) -> None:
     watched = allocation_keys(new, manage_primary=manage_primary) | allocation_keys(
         old, manage_primary=manage_primary
     )
-    changed = sorted(key for key in watched if new.get(key) != old.get(key))
+    changed = sorted(
+        key for key in watched if new.get(key) != old.get(key) and not _adopting(context, key, old, new)
+    )
     if not changed:
         return
     key = changed[0]
@@ -266,3 +268,38 @@ def _check_update(context: common.Context) -> None:
         f"annotation {key} decides the pod's addresses and cannot change after creation (was {was}, "
         f"now {now}); delete the pod and create it with the new value"
     )
+
+
+def _adopting(context: common.Context, key: str, old: Mapping[str, str], new: Mapping[str, str]) -> bool:
+    """`multinic-ipam adopt` adds the output annotations and the reservation of addresses a running
+    pod already uses, once IP objects hold them for it. Only additions pass, and only when every
+    address the provider's `ip_address` names is held for this very pod in its `logical_switch`
+    (a reservation: when every IP object labelled with it is this pod's), so no pod can point the
+    CNI at an address it does not hold."""
+    if key in old:
+        return False
+    pod_meta = common.meta(context.obj)
+    identity = (context.namespace, common.text(pod_meta.get("name")))
+    uid = common.text(pod_meta.get("uid"))
+
+    def this_pods(ip_object: Any) -> bool:
+        body = common.spec(ip_object)
+        mine = (body.get("namespace"), body.get("podName")) == identity
+        return mine and body.get("podUID") in ("", None, uid)
+
+    if key == objects.RESERVATION_ANNOTATION:
+        labelled = [
+            ip for ip in context.view.ip_objects()
+            if common.mapping(common.meta(ip).get("labels")).get(objects.LABEL_RESERVATION) == new[key]
+        ]
+        return bool(labelled) and all(this_pods(ip) for ip in labelled)
+    provider, sep, field = key.rpartition(_SUFFIX)
+    if not sep or field not in keys.OUTPUT_FIELDS:
+        return False
+    subnet = new.get(keys.key(provider, keys.LOGICAL_SWITCH), "")
+    try:
+        held = [context.view.holder(subnet, address)
+                for address in keys.split_dual(new.get(keys.key(provider, keys.IP_ADDRESS), ""))]
+    except (ParseError, ValueError):
+        return False
+    return bool(subnet) and all(ip is not None and this_pods(ip) for ip in held)

@@ -17,6 +17,7 @@ MAC = "macvlan.default.kubernetes.io/mac_address"
 POOL = "macvlan.default.kubernetes.io/ip_pool"
 SWITCH = "macvlan.default.kubernetes.io/logical_switch"
 ROUTES = "attachnet.default.ovn.kubernetes.io/routes"
+ALLOCATED = "macvlan.default.kubernetes.io/allocated"
 
 
 def _dual_world() -> World:
@@ -377,6 +378,39 @@ def test_other_annotations_and_foreign_primary_keys_may_change() -> None:
     assert not verdict.allowed
     assert "annotation ovn.kubernetes.io/allocated" in verdict.message
     assert '(was unset, now "true")' in verdict.message
+
+
+def _adopted(address: str = "172.17.0.100", token: str = "r-9") -> dict[str, str]:
+    """What `multinic-ipam adopt` adds to a running pod that uses `address`."""
+    return {NETWORKS: "default/macvlan", IP: address, SWITCH: "macvlan", MAC: "0a:00:00:00:00:01",
+            "macvlan.default.kubernetes.io/cidr": "172.17.0.0/16",
+            "macvlan.default.kubernetes.io/gateway": "172.17.0.1",
+            "macvlan.default.kubernetes.io/allocated": "true", objects.RESERVATION_ANNOTATION: token}
+
+
+def test_adopt_may_add_the_output_annotations_of_addresses_the_pod_holds() -> None:
+    world = guide_world()
+    world.hold("macvlan", "172.17.0.100", pod="p", reservation="r-9")
+    old = pod({NETWORKS: "default/macvlan"})
+    assert world.review(pod(_adopted()), operation="UPDATE", old=old).allowed
+
+
+@pytest.mark.parametrize(("holder", "token", "extra", "refused"), [
+    ("q", "r-9", {}, ALLOCATED),  # the address is another pod's (the first key refused, by name)
+    ("", "r-9", {}, ALLOCATED),  # a reservation of a generateName pod is not this pod's
+    ("p", "r-other", {}, objects.RESERVATION_ANNOTATION),  # the token labels another pod's object
+    ("p", "r-9", {POOL: "172.17.0.100"}, POOL),  # inputs stay frozen
+])
+def test_adopt_additions_are_refused_unless_the_pod_holds_them(
+    holder: str, token: str, extra: dict[str, str], refused: str
+) -> None:
+    world = guide_world()
+    world.hold("macvlan", "172.17.0.100", pod=holder, reservation="r-9")
+    world.hold("macvlan", "172.17.0.200", pod="q", reservation="r-other")
+    verdict = world.review(pod({**_adopted(token=token), **extra}), operation="UPDATE",
+                           old=pod({NETWORKS: "default/macvlan"}))
+    assert not verdict.allowed
+    assert verdict.message.startswith(f"annotation {refused} decides the pod's addresses and cannot change")
 
 
 def test_delete_of_a_pod_is_allowed() -> None:
