@@ -112,8 +112,10 @@ def _adopt_pod(
         addresses = list(step.held)
         mac = _reported_mac(store, step, pod) or _held_mac(store, attachment.subnet_name, step.held)
         if step.hold:
+            # only the families the pod has: a dual-stack Subnet must not add the one it lacks
+            families = tuple(sorted({ipaddress.ip_address(a).version for a in step.hold}))
             claim = Claim(subnet=attachment.subnet_name, provider=attachment.provider,
-                          interface=attachment.interface, fixed=tuple(step.hold), mac=mac)
+                          interface=attachment.interface, fixed=tuple(step.hold), mac=mac, families=families)
             try:
                 held = store.reserve(who, claim)
             except errors.AllocatorError as error:

@@ -206,6 +206,11 @@ def test_apply_holds_as_the_webhook_would_then_a_second_run_changes_nothing(worl
         f"{KEY}/cidr": "10.1.1.0/24,fd00:1::/120", f"{KEY}/gateway": "10.1.1.1,fd00:1::1",
         f"{KEY}/logical_switch": "wa", f"{KEY}/allocated": "true",
     }
+    # b has only an IPv4 address on the dual-stack Subnet: nothing is added for the family it lacks
+    b_notes = world.api.objects[(objects.PODS, "default", "b")]["metadata"]["annotations"]
+    assert b_notes[f"{KEY}/ip_address"] == "10.1.1.3"
+    held_for_b = [address_of(ip) for ip in world.api.ips.values() if ip["spec"]["podName"] == "b"]
+    assert held_for_b == ["10.1.1.3"]
     writes_before = len(world.api.calls)
     again = adoption.plan(world.store, world.cache.list(objects.PODS))
     assert [r.action for r in again.rows] == ["already held"] * 3
