@@ -216,3 +216,15 @@ def test_an_ippool_bound_to_namespaces_serves_their_pods_without_being_named(
     assert lab.pod("fixed", {lab.key("ip_address"): f"{lab.v4}.50"}) == f"{lab.v4}.50"
     denial = lab.refused("full", {})
     assert f"IPPool {pool} of subnet {lab.subnet} has no free IPv4 address left" in denial
+
+
+def test_upper_case_ipv6_in_a_subnet_is_accepted_and_written_back_in_lower_case(
+    lab: Lab, kubectl: Kubectl
+) -> None:
+    """Item 12, decided: accepted and normalised (a row of docs/kube-ovn-compatibility.md)."""
+    upper = lab.v6.upper()
+    lab.make_subnet(f"{lab.v4}.0/24,{upper}/120", protocol="Dual", excludeIps=[f"{upper}2"])
+    assert lab.pod("a", {}) == f"{lab.v4}.2,{lab.v6}3"
+    notes = annotations(kubectl, "a", lab.namespace)
+    assert notes[lab.key("cidr")] == f"{lab.v4}.0/24,{lab.v6}/120"
+    assert notes[lab.key("gateway")] == f"{lab.v4}.1,{lab.v6}1"
