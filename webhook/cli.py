@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "webhook.commands.status",
     "webhook.commands.who_has",
     "webhook.commands.gc",
+    "webhook.commands.check",
     "cni.commands",
 )
 
