@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.chaos, pytest.mark.controlplane]
 PODS = 500
 THREADS = 16
 STRIKE_AT = 150
+RELEASED = 100  # pods deleted after the Lease changed hands
 LEASE_SECONDS = 10  # the Lifecycle's lease duration
 PASS_INTERVAL = 2  # seconds between two leader passes
 APISERVER_DOWN = 10.0
@@ -52,9 +53,7 @@ def _settled(replicas: Replicas, namespace: str, provider: str, result: BurstRes
     assert report["ok"], "\n".join(v["message"] for v in report["violations"][:20])
 
     def unbound() -> list[dict]:
-        found = replicas.plane.kubectl("get", "ips.kubeovn.io", "-l", f"{objects.LABEL_SUBNET}={namespace}",
-                                       "-o", "json")
-        return [ip for ip in json.loads(found.stdout)["items"] if not ip["spec"].get("podUID")]
+        return [ip for ip in _subnet_ips(replicas, namespace) if not ip["spec"].get("podUID")]
 
     deadline = time.monotonic() + 30
     while unbound() and time.monotonic() < deadline:
@@ -62,6 +61,12 @@ def _settled(replicas: Replicas, namespace: str, provider: str, result: BurstRes
     assert not unbound(), "reservations whose pods exist were never bound"
     return {**result.summary(), "addresses_twice": twice, "check_passed_after_s": round(settle, 1),
             "ip_objects_checked": report["counts"]["ips"]}
+
+
+def _subnet_ips(replicas: Replicas, subnet: str) -> list[dict[str, Any]]:
+    selector = f"{objects.LABEL_SUBNET}={subnet}"
+    found = replicas.plane.kubectl("get", "ips.kubeovn.io", "-l", selector, "-o", "json")
+    return json.loads(found.stdout)["items"]
 
 
 def _report(name: str, measured: dict[str, Any], record_property: Any) -> None:
@@ -95,8 +100,21 @@ def test_sigkill_lease_holder(replicas: Replicas, record_property: Any) -> None:
     assert takeover <= LEASE_SECONDS + 2 * PASS_INTERVAL + 2, f"takeover took {takeover:.1f}s"
     leader.start()
     measured = _settled(replicas, "chaos-leader", provider, burst.wait())
+    # The new leader also releases: the addresses of deleted pods are free again within seconds.
+    gone = [f"p{i:04d}" for i in range(RELEASED)]
+    deleted = time.monotonic()
+    replicas.plane.kubectl("delete", "pods", "-n", "chaos-leader", "--wait=false", *gone)
+    while len(_subnet_ips(replicas, "chaos-leader")) > PODS - RELEASED:
+        assert time.monotonic() - deleted < 60, "the new leader did not release deleted pods' addresses"
+        time.sleep(0.5)
+    released = time.monotonic() - deleted
+    assert replicas.replica_of(replicas.lease_holder()) is survivor
+    report, _ = replicas.wait_check(timeout=30)
+    assert report["ok"], "\n".join(v["message"] for v in report["violations"][:20])
     replicas.wait_routed()
-    _report("sigkill-lease-holder", {**measured, "lease_takeover_s": round(takeover, 1)}, record_property)
+    _report("sigkill-lease-holder", {**measured, "lease_takeover_s": round(takeover, 1),
+                                     f"release_of_{RELEASED}_deleted_pods_s": round(released, 1)},
+            record_property)
 
 
 def test_api_server_stopped_for_ten_seconds(replicas: Replicas, record_property: Any) -> None:
