@@ -176,3 +176,23 @@ def test_ops_check_over_a_store_after_real_admission():
     world.add(objects.PODS, pod_b)
     found = {v.invariant for v in ops.check(world.store, now=world.now).violations}
     assert found == {invariants.WRITTEN_TWICE, invariants.UNHELD}
+
+
+def test_ops_check_limited_to_one_subnet_and_an_unknown_subnet():
+    world = World().guide()
+    stray = ip()
+    stray["spec"]["subnet"] = "attachnet"  # in attachnet's scope only, and no pod needs it
+    world.api.ips[stray["metadata"]["name"]] = stray
+    world.cache.put(objects.IPS, stray)
+    assert {v.invariant for v in ops.check(world.store, now=NOW, subnets=["attachnet"]).violations} >= {
+        invariants.UNNEEDED}
+    assert ops.check(world.store, now=NOW, subnets=["macvlan"]).counts["ips"] == 0
+    with pytest.raises(ops.OpsError, match="no Subnet named nope"):
+        ops.check(world.store, subnets=["nope", "macvlan"])
+
+
+def test_check_command_exits_2_when_the_cluster_cannot_be_read(tmp_path, capsys):
+    from webhook import cli
+
+    assert cli.main(["check", "--kubeconfig", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
