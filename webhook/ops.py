@@ -286,6 +286,14 @@ class CheckResult:
                 "violations": [v.as_dict() for v in self.violations]}
 
 
+def confirmed(first: CheckResult, second: CheckResult) -> CheckResult:
+    """`second`'s violations that `first` also found (same invariant, same objects): what a
+    moment's churn explains (a pod deleted just before its address was released, a reservation
+    whose pod was being created) is found once, not twice."""
+    seen = {(v.invariant, v.objects) for v in first.violations}
+    return CheckResult([v for v in second.violations if (v.invariant, v.objects) in seen], second.counts)
+
+
 def check(store: Any, *, now: float | None = None, subnets: Sequence[str] = ()) -> CheckResult:
     """Every invariant over the listed objects (only those of `subnets` when given); the
     Lifecycle's own rules and Subnet counters decide."""

@@ -35,7 +35,7 @@ def _passes(plane: ControlPlane, subnet: str, timeout: float = 30.0) -> subproce
     """The leader binds the reservations and writes the Subnet status within seconds."""
     deadline = time.monotonic() + timeout
     while True:
-        done = _check(plane, subnet)
+        done = _check(plane, subnet, "--confirm", "0")
         if done.returncode == 0 or time.monotonic() > deadline:
             return done
         time.sleep(1)
@@ -68,7 +68,7 @@ def test_check_passes_on_admitted_pods_and_names_forged_violations(
     copied = {key: value for key, value in notes.items() if key.startswith(f"{provider}.kubernetes.io/")}
     kubectl("apply", "-n", namespace, "-f", "-", input=_pod("copycat", copied))
     try:
-        found = _check(control_plane, namespace, "--output", "json")
+        found = _check(control_plane, namespace, "--output", "json", "--confirm", "1")
         assert found.returncode == 1, found.stderr
         report = json.loads(found.stdout)
         assert not report["ok"]
@@ -80,7 +80,7 @@ def test_check_passes_on_admitted_pods_and_names_forged_violations(
             f"{address} in subnet {namespace} is written into the annotations of 2 live pods: "
             f"{namespace}/a, {namespace}/copycat")
         assert by_kind[invariants.UNHELD]["message"].startswith(f"pod {namespace}/copycat has {address}")
-        text = _check(control_plane, namespace)
+        text = _check(control_plane, namespace, "--confirm", "0")
         assert text.returncode == 1
         assert "3 violation(s)" in text.stdout
     finally:

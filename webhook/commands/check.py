@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import Any
 
 from webhook.commands.status import add_connection_flags
 
 EXIT_VIOLATIONS = 1
 EXIT_CANNOT_CHECK = 2
+DEFAULT_CONFIRM = 5.0  # longer than the leader's pass interval, so a due release or bind is done
 
 
 def register(subparsers: Any) -> None:
@@ -23,8 +25,10 @@ def register(subparsers: Any) -> None:
             "belongs to a live pod, a StatefulSet slot or a reservation inside its grace period (the "
             "rule the webhook's leader releases by); every allocated pod annotation has its IP "
             "object; every Subnet's status counters equal its IP objects. Each violation is printed "
-            "as one sentence naming the objects. The lists are read one after another: run it while "
-            "pods are not being created or deleted, or run it again. Exit status: 0 when every "
+            "as one sentence naming the objects. The lists are read one after another, so a pod "
+            "created or deleted meanwhile can look like a violation: whatever the first look finds "
+            "is looked at again after --confirm seconds, and only what both looks find is reported. "
+            "Exit status: 0 when every "
             f"invariant holds, {EXIT_VIOLATIONS} with violations, {EXIT_CANNOT_CHECK} when the "
             "cluster could not be read."
         ),
@@ -32,6 +36,9 @@ def register(subparsers: Any) -> None:
     add_connection_flags(parser)
     parser.add_argument("--subnet", action="append", default=[], metavar="NAME",
                         help="check only this Subnet's addresses, IP objects and status (repeatable)")
+    parser.add_argument("--confirm", type=float, default=DEFAULT_CONFIRM, metavar="SECONDS",
+                        help="when violations are found, look again after this long and report only "
+                             f"those found twice (default {DEFAULT_CONFIRM:g}; 0: report the first look)")
     parser.add_argument("-o", "--output", choices=("text", "json"), default="text", help="output format")
     parser.set_defaults(func=run)
 
@@ -39,10 +46,16 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from webhook import ops
 
+    if args.confirm < 0:
+        print(f"error: --confirm {args.confirm:g} is negative; give seconds >= 0", file=sys.stderr)
+        return EXIT_CANNOT_CHECK
     try:
         api_client = ops.connect(ops.kubeconfig_path(args.kubeconfig))
         try:
             result = ops.check(ops.load(api_client), subnets=args.subnet)
+            if result.violations and args.confirm > 0:
+                time.sleep(args.confirm)
+                result = ops.confirmed(result, ops.check(ops.load(api_client), subnets=args.subnet))
         finally:
             api_client.close()
     except ops.OpsError as error:

@@ -196,3 +196,13 @@ def test_check_command_exits_2_when_the_cluster_cannot_be_read(tmp_path, capsys)
 
     assert cli.main(["check", "--kubeconfig", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_only_violations_found_by_both_looks_are_confirmed():
+    gone = invariants.Violation(invariants.UNNEEDED, "its pod is gone", ("ip/x",))
+    status_then = invariants.Violation(invariants.STATUS, "says 1 makes 2", ("subnet/s",))
+    status_now = invariants.Violation(invariants.STATUS, "says 2 makes 3", ("subnet/s",))
+    new = invariants.Violation(invariants.UNHELD, "pod p has …", ("pod/ns/p",))
+    first = ops.CheckResult([gone, status_then], {"ips": 1})
+    second = ops.CheckResult([status_now, new], {"ips": 2})
+    assert ops.confirmed(first, second) == ops.CheckResult([status_now], {"ips": 2})
