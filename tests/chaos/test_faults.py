@@ -36,6 +36,7 @@ def _start(replicas: Replicas, namespace: str, cidr: str) -> tuple[str, Burst]:
     names = [f"p{i:04d}" for i in range(PODS)]
     burst = Burst(replicas.kubeconfig, namespace, names, threads=THREADS).start()
     burst.wait_created(STRIKE_AT)
+    assert burst.created < PODS, "the burst ended before the fault could strike it"
     return provider, burst
 
 
