@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
-packages=(etcd-server containernetworking-plugins iproute2 python3-venv rsync jq golang-go dpkg-dev make)
+packages=(etcd-server containernetworking-plugins iproute2 python3-venv rsync jq golang-go dpkg-dev make haproxy)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)

@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "webhook.commands.who_has",
     "webhook.commands.gc",
     "webhook.commands.adopt",
+    "webhook.commands.check",
     "cni.commands",
 )
 

@@ -218,17 +218,28 @@ class ManagedProcess:
         self, name: str, argv: Sequence[str], log_path: Path, *, append: bool = False, cwd: Path | None = None
     ) -> None:
         self.name = name
+        self.argv = list(argv)
         self.log_path = log_path
-        with open(log_path, "ab" if append else "wb") as log:
-            self.popen = subprocess.Popen(
-                list(argv),
+        self.cwd = cwd
+        self.popen = self._spawn(append=append)
+
+    def _spawn(self, *, append: bool) -> subprocess.Popen[bytes]:
+        with open(self.log_path, "ab" if append else "wb") as log:
+            return subprocess.Popen(
+                self.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=_parent_death_hook(),  # noqa: PLW1509 (one prctl call, resolved beforehand)
-                cwd=cwd,
+                cwd=self.cwd,
             )
+
+    def respawn(self) -> None:
+        """Start the same command again (after it was stopped or killed), appending to its log."""
+        if self.running():
+            raise ControlPlaneError(f"{self.name} is still running; stop it before starting it again")
+        self.popen = self._spawn(append=True)
 
     def running(self) -> bool:
         return self.popen.poll() is None
@@ -269,6 +280,7 @@ class ControlPlane:
         self._processes: list[ManagedProcess] = []
         self._etcd_data: Path | None = None
         self._port: int | None = None
+        self._etcd_url = ""
         self._token = secrets.token_urlsafe(32)
         self._binaries: dict[str, Path] = {}
         self._atexit_registered = False
@@ -343,6 +355,42 @@ class ControlPlane:
     def running(self) -> bool:
         return bool(self._processes) and all(p.running() for p in self._processes)
 
+    def interrupt(self, name: str, sig: int = signal.SIGKILL, grace: float = 10.0) -> float:
+        """Send `sig` to one part (`etcd`, `kube-apiserver`, …) and wait until it has exited, with
+        SIGKILL after `grace` seconds as a kubelet ends a pod: a crash (SIGKILL) or a stop (SIGTERM)
+        for fault-injection tests; `resume` starts it again. Returns the seconds until it was gone."""
+        process = self._process(name)
+        started = time.monotonic()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.popen.pid, sig)
+        try:
+            process.popen.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.popen.pid, signal.SIGKILL)
+            process.popen.wait(timeout=30)
+        return time.monotonic() - started
+
+    def resume(self, name: str, timeout: float = 60.0) -> float:
+        """Start an interrupted part again with its old command line (same ports, same etcd data)
+        and wait until it answers; returns the seconds that took."""
+        process = self._process(name)
+        started = time.monotonic()
+        process.respawn()
+        deadline = started + timeout
+        if name == "etcd":
+            self._wait_etcd(process, self._etcd_url, deadline)
+        elif name == "kube-apiserver":
+            self._wait_ready(deadline)
+        return time.monotonic() - started
+
+    def _process(self, name: str) -> ManagedProcess:
+        found = next((p for p in self._processes if p.name == name), None)
+        if found is None:
+            running = ", ".join(p.name for p in self._processes)
+            raise ControlPlaneError(f"no {name} in this control plane; it runs {running}")
+        return found
+
     def api_client(self) -> Any:
         """A `kubernetes.client.ApiClient` talking to this API server as the admin."""
         from kubernetes import config
@@ -411,18 +459,22 @@ class ControlPlane:
                 "--quota-backend-bytes=1073741824",
             ],
         )
-        deadline = time.monotonic() + 30
+        self._etcd_url = client
+        self._wait_etcd(process, client, time.monotonic() + 30)
+        return client_port
+
+    def _wait_etcd(self, process: ManagedProcess, client: str, deadline: float) -> None:
         while time.monotonic() < deadline:
             if not process.running():
                 raise self._failure(process, "exited during start")
             try:
                 with urllib.request.urlopen(f"{client}/health", timeout=2) as response:
                     if response.status == 200:
-                        return client_port
+                        return
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.1)
-        raise self._failure(process, "did not answer /health within 30s")
+        raise self._failure(process, "did not answer /health in time")
 
     def _start_apiserver(self, etcd_port: int) -> None:
         pki = self.workdir / "pki"

@@ -318,19 +318,9 @@ class Lifecycle:
         written = 0
         for subnet in self.store.subnets():
             name = subnet["metadata"]["name"]
-            try:
-                state = self.store.state(name)
-            except AllocatorError as error:  # an invalid spec or a Subnet gone meanwhile: no counters
-                log.debug("no status for Subnet %s: %s", name, error)
+            status = subnet_status(self.store, name)
+            if status is None:
                 continue
-            with state.lock:
-                usage = state.allocator.usage()
-            status = {
-                "v4availableIPs": usage.v4_available,
-                "v4usingIPs": usage.v4_using,
-                "v6availableIPs": usage.v6_available,
-                "v6usingIPs": usage.v6_using,
-            }
             current = subnet.get("status") or {}
             if all(current.get(k) == v for k, v in status.items()):
                 continue
@@ -340,6 +330,24 @@ class Lifecycle:
             except ApiError as error:
                 log.warning("status of subnet %s: %s", name, error)
         return written
+
+
+def subnet_status(store: Store, name: str) -> dict[str, int] | None:
+    """The usage counters Subnet `name`'s status should carry, from the allocator over its IP
+    objects; None when its spec cannot be used (or it is gone), which leaves it without counters."""
+    try:
+        state = store.state(name)
+    except AllocatorError as error:
+        log.debug("no status for Subnet %s: %s", name, error)
+        return None
+    with state.lock:
+        usage = state.allocator.usage()
+    return {
+        "v4availableIPs": usage.v4_available,
+        "v4usingIPs": usage.v4_using,
+        "v6availableIPs": usage.v6_available,
+        "v6usingIPs": usage.v6_using,
+    }
 
 
 class _LiveFacts:

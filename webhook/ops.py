@@ -1,4 +1,4 @@
-"""The operator's questions (`status`, `who-has`, `gc`), answered the way the webhook answers them.
+"""The operator's questions (`status`, `who-has`, `gc`, `check`), answered the way the webhook answers them.
 
 One list of each kind fills an `ObjectCache` and a `Store` over it, so usage comes from the same
 allocator state the webhook allocates from, and `gc` runs the Lifecycle's own decide step
@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -268,6 +269,60 @@ def _row(ip: Object, decision: Any, *, done: bool) -> Decision:
         action, why = "release", decision.reason
     return Decision(action, decision.ip_name, address_of(ip), spec.get("subnet", ""),
                     holder_text(ip).removeprefix("pod "), why, done)
+
+
+# -- check ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What `multinic-ipam check` found, and how much it looked at."""
+
+    violations: list[Any]  # webhook.invariants.Violation
+    counts: dict[str, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": not self.violations, "counts": self.counts,
+                "violations": [v.as_dict() for v in self.violations]}
+
+
+def confirmed(first: CheckResult, second: CheckResult) -> CheckResult:
+    """`second`'s violations that `first` also found (same invariant, same objects): what a
+    moment's churn explains (a pod deleted just before its address was released, a reservation
+    whose pod was being created) is found once, not twice."""
+    seen = {(v.invariant, v.objects) for v in first.violations}
+    return CheckResult([v for v in second.violations if (v.invariant, v.objects) in seen], second.counts)
+
+
+def check(store: Any, *, now: float | None = None, subnets: Sequence[str] = ()) -> CheckResult:
+    """Every invariant over the listed objects (only those of `subnets` when given); the
+    Lifecycle's own rules and Subnet counters decide."""
+    from webhook import invariants
+    from webhook.lifecycle import subnet_status
+
+    known = {s["metadata"]["name"] for s in store.subnets()}
+    missing = sorted(set(subnets) - known)
+    if missing:
+        raise OpsError(f"no Subnet named {', '.join(missing)}; list them with `multinic-ipam status`")
+    scope = set(subnets) if subnets else None
+
+    def in_scope(obj: Object) -> bool:
+        return scope is None or (obj.get("spec") or {}).get("subnet") in scope
+
+    listed = [s for s in store.subnets() if scope is None or s["metadata"]["name"] in scope]
+    expected = {}
+    for subnet in listed:
+        status = subnet_status(store, subnet["metadata"]["name"])
+        if status is not None:
+            expected[subnet["metadata"]["name"]] = status
+    ips, pods = [ip for ip in store.ip_objects() if in_scope(ip)], store.cache.list(objects.PODS)
+    violations = invariants.check_all(
+        ips=ips, pods=pods, subnets=listed, expected_status=expected, facts=store,
+        now=time.time() if now is None else now, default_grace=store.grace, scope=scope,
+    )
+    counts = {"ips": len(ips), "pods": len(pods), "subnets": len(listed),
+              "ippools": sum(in_scope(pool) for pool in store.ippools())}
+    return CheckResult(violations, counts)
 
 
 # -- tables -------------------------------------------------------------------------------------------

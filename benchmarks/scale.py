@@ -1,0 +1,119 @@
+"""N pods in bursts through two replicas behind haproxy, as an operator would measure a cluster.
+
+Starts the chaos tests' harness (`tests/fixtures/replicas.py`: its own control plane, two
+`multinic-ipam serve` replicas of one worker each, haproxy round-robin in front, installed), then
+creates --pods pods (default 10,000) in bursts of --burst (1,000) from --threads threads, each pod
+with one attachment of a /16 Subnet. Then: RSS of each replica (arbiter + worker) per held pod,
+`multinic-ipam check` over everything, and how long a SIGKILLed replica takes to be ready again
+with all of them held.
+
+Prints one JSON object: ``{"pods", "burst", "threads", "pods_per_s_per_burst": [...],
+"client_p50_ms", "client_p99_ms", "refusals", "distinct_addresses", "rss_mb_per_replica" (and
+"_before" the first pod), "rss_kb_per_pod_per_replica" (total / pods; "_growth": the increase / pods),
+"restart_to_ready_s", "check_ok", "check_violations",
+"check_seconds", "seconds"}``. The machine is shared: compare bursts of one run, not runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.fixtures.burst import Burst  # noqa: E402
+from tests.fixtures.replicas import Replicas  # noqa: E402
+from tests.fixtures.webhook import WebhookServer  # noqa: E402
+
+NAMESPACE = "scale"
+
+
+def rss_kb(server: WebhookServer) -> int:
+    """Resident memory of one replica: its gunicorn arbiter plus workers, in KiB."""
+    assert server.process is not None
+    total = 0
+    for pid in [server.process.pid, *server.worker_pids()]:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return total
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
+
+
+def run(pods: int, burst: int, threads: int) -> dict:
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="multinic-scale-") as tmp:
+        cluster = Replicas(Path(tmp), threads=16).start()
+        try:
+            provider = cluster.network(NAMESPACE, "10.100.0.0/16")
+            baseline = [rss_kb(server) for server in cluster.servers]
+            rates, latencies, refusals, failed = [], [], Counter(), 0
+            for first in range(0, pods, burst):
+                names = [f"p{i:05d}" for i in range(first, min(pods, first + burst))]
+                result = Burst(cluster.kubeconfig, NAMESPACE, names, threads=threads).start().wait()
+                rates.append(round(result.pods_per_second, 1))
+                latencies += result.latencies
+                refusals.update(result.refusals)
+                failed += len(result.failed)
+                print(f"[scale] {first + len(names)} pods: {rates[-1]} pods/s", file=sys.stderr)
+            listed = json.loads(cluster.plane.kubectl("get", "pods", "-n", NAMESPACE, "-o", "json",
+                                                      timeout=300).stdout)["items"]
+            key = f"{provider}.kubernetes.io/ip_address"
+            addresses = {(p["metadata"].get("annotations") or {}).get(key) for p in listed} - {None, ""}
+            rss = [rss_kb(server) for server in cluster.servers]
+            report, check_seconds = cluster.wait_check(timeout=180)
+            victim = cluster.servers[1]
+            victim.crash()
+            restarted = time.monotonic()
+            victim.start(timeout=300)
+            ready = time.monotonic() - restarted
+        finally:
+            cluster.stop()
+    return {
+        "pods": pods, "burst": burst, "threads": threads, "pods_per_s_per_burst": rates,
+        "client_p50_ms": round(percentile(latencies, 0.5) * 1000, 1),
+        "client_p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
+        "client_mean_ms": round(statistics.fmean(latencies) * 1000, 1) if latencies else 0.0,
+        "refusals": dict(refusals), "failed": failed, "distinct_addresses": len(addresses),
+        "rss_mb_per_replica": [round(kb / 1024, 1) for kb in rss],
+        "rss_mb_per_replica_before": [round(kb / 1024, 1) for kb in baseline],
+        "rss_kb_per_pod_per_replica": [round(kb / max(pods, 1), 1) for kb in rss],
+        "rss_kb_per_pod_per_replica_growth": [round((kb - base) / max(pods, 1), 1)
+                                              for kb, base in zip(rss, baseline, strict=True)],
+        "restart_to_ready_s": round(ready, 2),
+        "check_ok": report["ok"], "check_violations": len(report["violations"]),
+        "check_seconds": round(check_seconds, 1), "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pods", type=int, default=10_000)
+    parser.add_argument("--burst", type=int, default=1_000)
+    parser.add_argument("--threads", type=int, default=16)
+    args = parser.parse_args(argv)
+    try:
+        print(json.dumps(run(args.pods, args.burst, args.threads), indent=2))
+    except (RuntimeError, subprocess.SubprocessError) as error:
+        print(f"scale: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
