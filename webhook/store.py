@@ -213,6 +213,7 @@ class Store(ClusterView):
         self._indexed: dict[str, tuple[tuple[str, str, str, str] | None, str]] = {}
         self._applied: dict[str, _Applied] = {}  # IP object name → what the allocators hold for it
         self._pool_subnets: dict[str, str] = {}  # IPPool name → its subnet, to re-split on change
+        self._holding: dict[tuple[str, str], set[str]] = {}  # (subnet, address) → IP object names
         # Handlers run after the cache lock is released, so events of one object may arrive out
         # of order; each handler re-reads the cache under this lock, so the last one wins.
         self._sync = threading.RLock()
@@ -250,9 +251,8 @@ class Store(ClusterView):
                 state.allocator.set_pools(self._pool_defs(name))
                 for ip in self.ip_objects(name):
                     applied = _Applied.of(ip)
-                    if applied is not None:
+                    if applied is not None:  # its own event records it in _applied, now or soon
                         self._hold(state, applied)
-                        self._applied[applied.name] = applied
             finally:
                 state.lock.release()
 
@@ -295,12 +295,20 @@ class Store(ClusterView):
                 return
             if old is not None:
                 del self._applied[name]
+                others = self._holding.get((old.subnet, old.address), set())
+                others.discard(name)
+                if not others:
+                    self._holding.pop((old.subnet, old.address), None)
                 state = self._states.get(old.subnet)
                 if state is not None:
                     with state.lock:
                         self._unhold(state, old)
+                        # a hand-made second object of the address keeps it held
+                        for other in sorted(others):
+                            self._hold(state, self._applied[other])
             if new is not None:
                 self._applied[name] = new
+                self._holding.setdefault((new.subnet, new.address), set()).add(name)
                 state = self._states.get(new.subnet)
                 if state is not None:
                     with state.lock:

@@ -88,3 +88,19 @@ def test_reordered_and_delayed_events_leave_allocator_state_equal_to_cache_state
             assert alloc.release_mac(mac) is None, f"{mac} is still held although no IP object has it"
     usage = alloc.usage()
     assert usage.v4_using == len(cached)
+
+
+def test_deleting_a_hand_made_duplicate_keeps_the_address_held_by_the_proper_object() -> None:
+    """Found by `multinic-ipam check`: a second IP object for one address, deleted, freed the address
+    although the correctly named object still held it."""
+    cache = ObjectCache()
+    cache.put(objects.SUBNETS, subnet("net", "10.0.0.0/24", provider="p"))
+    store = Store(cache, api=FakeApi(), grace=120)
+    proper = ip_object(objects.ip_object_name("net", "10.0.0.5"), "10.0.0.5", "a", MACS[0])
+    duplicate = ip_object("hand-made", "10.0.0.5", "b", MACS[1])
+    cache.put(objects.IPS, proper)
+    cache.put(objects.IPS, duplicate)
+    cache.delete(objects.IPS, duplicate)
+    alloc = store.state("net").allocator
+    assert alloc.holder("10.0.0.5") == owner_of(proper)
+    assert alloc.usage().v4_using == 1
