@@ -44,7 +44,7 @@ def test_a_checksum_mismatch_is_refused_and_leaves_nothing(folders: Path) -> Non
 
 def test_a_missing_archive_says_where_it_was_looked_for(folders: Path) -> None:
     tool = prebuilt.Prebuilt("absent.xz", "absent", "absent-v1", "0" * 64)
-    with pytest.raises(prebuilt.PrebuiltError, match="absent.xz is missing: set MULTINIC_PREBUILT"):
+    with pytest.raises(prebuilt.PrebuiltError, match=r"absent\.xz is missing: set MULTINIC_PREBUILT"):
         prebuilt.ensure(tool)
 
 
