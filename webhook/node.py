@@ -35,7 +35,6 @@ SNAPSHOTTER = "native"  # works on any filesystem (overlayfs does not nest in ev
 REFERENCE_PLUGINS = Path("/usr/lib/cni")
 DELEGATES = ("bridge", "host-local", "loopback", "macvlan", "host-device", "portmap")
 NODE_BINARIES = ("kubelet", "kube-scheduler")
-_STOP_PODS_SECONDS = 45.0
 
 
 class NodeError(RuntimeError):
@@ -84,6 +83,7 @@ class LocalNode:
         self.changes: hostchanges.HostChanges | None = None
         self.containerd_socket = self.workdir / "containerd" / "containerd.sock"
         self.kubelet_port = 0
+        self._kubelet_command: list[str] = []
 
     # -- layout ------------------------------------------------------------------------------------
 
@@ -205,11 +205,28 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         node_images.import_archive(archive, self.containerd_socket, SNAPSHOTTER)
         self._spawn("kube-scheduler", [str(binaries["kube-scheduler"]), f"--kubeconfig={self.kubeconfig}",
                                        "--leader-elect=false", "--port=0", "--secure-port=0"])
-        kubelet = self._spawn("kubelet", self._kubelet_argv(binaries["kubelet"]))
+        self._kubelet_command = self._kubelet_argv(binaries["kubelet"])
+        kubelet = self._spawn("kubelet", self._kubelet_command)
         self._wait(self.ready, kubelet, "report the node Ready", deadline)
         # kubelet registers with this taint and the node lifecycle controller lifts it once Ready; the
         # local control plane runs no such controller (it would also evict pods when kubelet stops).
         self._kubectl("taint", "node", self.name, "node.kubernetes.io/not-ready:NoSchedule-")
+
+    def restart_kubelet(self, timeout: float = 60.0) -> None:
+        """Stop kubelet and start it again with the same flags (its pods keep running meanwhile)."""
+        old = next(p for p in self.processes if p.name == "kubelet")
+        old.stop()
+        self.processes.remove(old)
+        kubelet = ManagedProcess("kubelet", self._kubelet_command, old.log_path, append=True)
+        self.processes.append(kubelet)
+        self._wait(self.ready, kubelet, "report the node Ready", time.monotonic() + timeout)
+
+    def multus_adds(self, namespace: str, pod: str) -> int:
+        """How many times Multus set up the pod's first attachment (net1), from its log."""
+        log = self.workdir / "multus.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        prefix = f"Add: {namespace}:{pod}:"
+        return sum(1 for line in text.splitlines() if prefix in line and "):net1 {" in line)
 
     def ready(self) -> bool:
         done = self._kubectl("get", "node", self.name, "-o",
@@ -217,11 +234,14 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         return done.returncode == 0 and done.stdout.strip() == "True"
 
     def stop(self) -> list[str]:
-        """Pods off the node (CNI DEL runs), every process, then the host as it was; returns what
-        could not be undone."""
-        kubelet = next((p for p in self.processes if p.name == "kubelet" and p.running()), None)
-        if kubelet is not None:
-            self._drain()
+        """Every process and container, then the host as it was; returns what could not be undone.
+
+        Quick rather than graceful: the node's pods are deleted from the API server and their
+        containers killed without CNI DEL, since their network namespaces (and every interface in
+        them) go with the sandboxes, and the addresses are released by the webhook when the pods go."""
+        if any(p.name == "kubelet" for p in self.processes):
+            self._kubectl("delete", "pods", "--all-namespaces", "--field-selector",
+                          f"spec.nodeName={self.name}", "--grace-period=0", "--force", "--wait=false")
         for process in reversed(self.processes):
             if process.name != "containerd":
                 process.stop()
@@ -263,17 +283,6 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     def _kubectl(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["kubectl", f"--kubeconfig={self.kubeconfig}", *args], capture_output=True,
                               text=True, timeout=60, check=False)
-
-    def _drain(self) -> None:
-        """Delete the node's pods and wait for kubelet to tear their sandboxes down (CNI DEL)."""
-        self._kubectl("delete", "pods", "--all-namespaces", "--field-selector", f"spec.nodeName={self.name}",
-                      "--grace-period=0", "--force", "--wait=false")
-        deadline = time.monotonic() + _STOP_PODS_SECONDS
-        while time.monotonic() < deadline:
-            listed = self._ctr("containers", "list", "--quiet")
-            if listed.returncode != 0 or not listed.stdout.strip():
-                return
-            time.sleep(0.5)
 
     def _remove_containers(self) -> None:
         """What kubelet did not tear down: kill and delete every task and container left."""

@@ -116,3 +116,13 @@ def pods(local_node: node.LocalNode, kubectl: Kubectl) -> Iterator[Pods]:
 
 def run(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+
+def netns_with_address(address: str) -> str | None:
+    """The pod sandbox namespace (containerd's /run/netns/cni-*) whose net1 or eth0 holds `address`."""
+    folder = Path("/run/netns")
+    for entry in sorted(folder.glob("cni-*")) if folder.is_dir() else ():
+        shown = run("ip", "-n", entry.name, "-4", "-o", "addr", "show")
+        if any(f" {address}/" in line for line in shown.stdout.splitlines()):
+            return entry.name
+    return None
