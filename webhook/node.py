@@ -221,12 +221,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         self.processes.append(kubelet)
         self._wait(self.ready, kubelet, "report the node Ready", time.monotonic() + timeout)
 
-    def multus_adds(self, namespace: str, pod: str) -> int:
-        """How many times Multus set up the pod's first attachment (net1), from its log."""
+    def multus_calls(self, command: str, namespace: str, pod: str) -> int:
+        """How many times Multus ran `command` (Add, Del) for the pod's first attachment, from its log."""
         log = self.workdir / "multus.log"
         text = log.read_text(errors="replace") if log.exists() else ""
-        prefix = f"Add: {namespace}:{pod}:"
-        return sum(1 for line in text.splitlines() if prefix in line and "):net1 {" in line)
+        prefix = f"] {command}: {namespace}:{pod}:"
+        return sum(1 for line in text.splitlines() if prefix in line and ":net1 {" in line)
 
     def ready(self) -> bool:
         done = self._kubectl("get", "node", self.name, "-o",
