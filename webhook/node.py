@@ -179,6 +179,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
     def start(self, timeout: float = 120.0) -> LocalNode:
         """Links, images, containerd, kube-scheduler and kubelet; returns once the node is Ready."""
+        if os.geteuid() != 0:
+            raise NodeError("the local node needs root (it adds links, mounts and cgroups); run it as root")
         binaries = node_binaries()
         taken = subprocess.run(["ip", "link", "show", NODE_LINK], capture_output=True, check=False)
         if taken.returncode == 0:
@@ -211,6 +213,14 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         # kubelet registers with this taint and the node lifecycle controller lifts it once Ready; the
         # local control plane runs no such controller (it would also evict pods when kubelet stops).
         self._kubectl("taint", "node", self.name, "node.kubernetes.io/not-ready:NoSchedule-")
+
+    def endpoint(self, process: str) -> str:
+        """Where a process of the node answers, for `dev status`."""
+        if process == "kubelet":
+            return f"https://{NODE_IP}:{self.kubelet_port}"
+        if process == "containerd":
+            return f"unix://{self.containerd_socket}"
+        return "-"
 
     def restart_kubelet(self, timeout: float = 60.0) -> None:
         """Stop kubelet and start it again with the same flags (its pods keep running meanwhile)."""
