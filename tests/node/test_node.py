@@ -5,6 +5,7 @@ pod runs CNI DEL and releases its address; restarting kubelet re-runs nothing.""
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from typing import Any
 
@@ -135,8 +136,13 @@ def test_restarting_kubelet_reruns_no_add_and_keeps_addresses(pods: Pods, local_
 
 
 def test_pod_start_time_with_and_without_an_attachment(pods: Pods) -> None:
-    _, without = _timed_start(pods, _pod("plain", None), "plain")
-    _, with_attachment = _timed_start(pods, _pod("attached", "default/macvlan"), "attached")
-    print(f"\ncreate -> Running: {without:.2f}s without an attachment, {with_attachment:.2f}s with net1")
-    assert sorted(pods.exec("plain", "ls", "/sys/class/net").split()) == ["eth0", "lo"]
-    assert sorted(pods.exec("attached", "ls", "/sys/class/net").split()) == ["eth0", "lo", "net1"]
+    without, with_attachment = [], []
+    for round_ in range(3):  # alternated, so a slow moment of the machine hits both alike
+        without.append(_timed_start(pods, _pod(f"plain-{round_}", None), f"plain-{round_}")[1])
+        name = f"attached-{round_}"
+        with_attachment.append(_timed_start(pods, _pod(name, "default/macvlan"), name)[1])
+    print(f"\ncreate -> Running, median of 3: {statistics.median(without):.2f}s without an attachment "
+          f"({', '.join(f'{t:.2f}' for t in without)}), {statistics.median(with_attachment):.2f}s with net1 "
+          f"({', '.join(f'{t:.2f}' for t in with_attachment)})")
+    assert sorted(pods.exec("plain-0", "ls", "/sys/class/net").split()) == ["eth0", "lo"]
+    assert sorted(pods.exec("attached-0", "ls", "/sys/class/net").split()) == ["eth0", "lo", "net1"]
