@@ -33,8 +33,8 @@ DEFAULT_RUN_DIR = REPO / ".run"
 EXAMPLES = REPO / "manifests" / "examples"
 # What `up` applies: the guide's two NADs, each with the Subnet bound to its provider.
 STARTER_EXAMPLES = ("nad-macvlan.yaml", "subnet-macvlan.yaml", "nad-attachnet.yaml", "subnet-attachnet.yaml")
-# With --node: the guide's macvlan NAD is applied again as the local node runs it (webhook/node.py).
-NODE_NAD = "nad-macvlan.yaml"
+# With --node: the guide's NADs are applied again as the local node runs them (webhook/node.py).
+NODE_NADS = ("nad-macvlan.yaml", "nad-attachnet.yaml")
 BUILD_SCRIPT = REPO / "scripts" / "build-control-plane.sh"
 STATE_FILE = "state.json"
 SUPERVISOR_LOG = "supervisor.log"
@@ -295,7 +295,7 @@ class Supervisor:
             self._start_node(socket_path)
 
     def _start_node(self, socket_path: Path) -> None:
-        """kubelet + containerd + Multus as node `node_name`; the guide's macvlan NAD as it runs there."""
+        """kubelet + containerd + Multus as node `node_name`; the guide's NADs as they run there."""
         import yaml
 
         from webhook import node
@@ -304,11 +304,12 @@ class Supervisor:
         self.node = node.LocalNode(self.run.path / "node", kubeconfig=self.run.kubeconfig,
                                    name=self.node_name)
         self.node.start()
-        nad = yaml.safe_load((EXAMPLES / NODE_NAD).read_text())
-        nad["spec"]["config"] = json.dumps(node.for_node(json.loads(nad["spec"]["config"]), socket_path))
-        path = self.run.path / f"node-{NODE_NAD}"
-        path.write_text(yaml.safe_dump(nad))
-        self._apply_with_retry(path)
+        for name in NODE_NADS:
+            nad = yaml.safe_load((EXAMPLES / name).read_text())
+            nad["spec"]["config"] = json.dumps(node.for_node(json.loads(nad["spec"]["config"]), socket_path))
+            path = self.run.path / f"node-{name}"
+            path.write_text(yaml.safe_dump(nad))
+            self._apply_with_retry(path)
 
     def stop(self) -> None:
         if self.node is not None:

@@ -44,8 +44,8 @@ def node_socket(control_plane: Any) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def local_node(control_plane: Any, webhook_server: WebhookServer, node_socket: str, kubectl: Kubectl,
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[node.LocalNode]:
-    """The node, Ready, with the guide's macvlan NAD (on the node's master link and daemon socket)
-    and Subnet; stopped at the end, and the host must then be as it was."""
+    """The node, Ready, with the guide's macvlan and attachnet NADs (on the node's master link and
+    daemon socket) and Subnets; stopped at the end, and the host must then be as it was."""
     workdir = tmp_path_factory.mktemp("node")
     with allocating_server(control_plane, webhook_server, tmp_path_factory.mktemp("node-webhook")):
         started = node.LocalNode(workdir, kubeconfig=control_plane.kubeconfig, name=NODE_NAME)
@@ -53,11 +53,12 @@ def local_node(control_plane: Any, webhook_server: WebhookServer, node_socket: s
         started.start()
         print(f"node Ready {time.monotonic() - began:.1f}s after start")
         try:
-            nad = yaml.safe_load((EXAMPLES / "nad-macvlan.yaml").read_text())
-            config = node.for_node(json.loads(nad["spec"]["config"]), Path(node_socket))
-            nad["spec"]["config"] = json.dumps(config)
-            kubectl("apply", "-f", "-", input=json.dumps(nad))
-            kubectl("apply", "-f", str(EXAMPLES / "subnet-macvlan.yaml"))
+            for network in ("macvlan", "attachnet"):
+                nad = yaml.safe_load((EXAMPLES / f"nad-{network}.yaml").read_text())
+                config = node.for_node(json.loads(nad["spec"]["config"]), Path(node_socket))
+                nad["spec"]["config"] = json.dumps(config)
+                kubectl("apply", "-f", "-", input=json.dumps(nad))
+                kubectl("apply", "-f", str(EXAMPLES / f"subnet-{network}.yaml"))
             yield started
         finally:
             problems = started.stop()

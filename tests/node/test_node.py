@@ -61,6 +61,18 @@ def test_guide_main_nic_pod_gets_eth0_from_the_macvlan_subnet(pods: Pods) -> Non
         ["default", "via", "172.17.0.1", "dev", "eth0"]]
 
 
+def test_guide_kube_ovn_type_pod_runs_with_its_address_mac_and_custom_routes(pods: Pods) -> None:
+    pod, _ = _timed_start(pods, EXAMPLES / "pod-custom-routes-attach.yaml", "custom-routes-attach")
+    notes = pod["metadata"]["annotations"]
+    key = "attachnet.default.ovn.kubernetes.io"
+    assert pods.addresses("custom-routes-attach", "net1") == [f"{notes[f'{key}/ip_address']}/16"]
+    link = pods.exec("custom-routes-attach", "ip", "-o", "link", "show", "dev", "net1")
+    assert f"link/ether {notes[f'{key}/mac_address'].lower()} " in link, link
+    routes = pods.exec("custom-routes-attach", "ip", "-4", "route", "show", "dev", "net1").splitlines()
+    wanted = {"default via 172.17.0.254", "192.168.0.0/24 via 172.17.0.254"}
+    assert {" ".join(r.split()[:3]) for r in routes} >= wanted, routes
+
+
 def test_guide_deployment_replicas_run_with_pool_addresses(pods: Pods, kubectl: Kubectl) -> None:
     pods.apply(EXAMPLES / "deployment-static-workload.yaml")
 
