@@ -512,6 +512,7 @@ def down(run_dir: RunDir, *, out: TextIO, timeout: float = 60.0) -> int:
     pid = run_dir.supervisor_pid()
     if pid is None and not processes_in_groups(pgids):
         _say(out, f"[dev] nothing runs (run folder {run_dir.path})")
+        _recover_node(out)
         return 0
     if pid is not None:
         pgids.add(os.getpgid(pid))
@@ -533,10 +534,26 @@ def down(run_dir: RunDir, *, out: TextIO, timeout: float = 60.0) -> int:
     remaining = processes_in_groups(pgids)
     if remaining:
         raise DevEnvError(f"processes {remaining} survived SIGKILL; check them with `ps -o pid,cmd -p ...`")
+    _recover_node(out)
     with contextlib.suppress(FileNotFoundError):
         run_dir.state_path.unlink()
     _say(out, "[dev] stopped; no process left")
     return 0
+
+
+def _recover_node(out: TextIO) -> None:
+    """A node whose supervisor was killed left containers, mounts and links: put the host back."""
+    from webhook import hostchanges
+
+    if not hostchanges.STATE_FILE.exists():
+        return
+    try:
+        left = hostchanges.HostChanges.recover_stale()
+    except hostchanges.NodeRunningError:
+        return  # another run folder's node: not ours to stop
+    _say(out, "[dev] cleaned up after a node that was not stopped")
+    if left:
+        raise DevEnvError(f"the node left {'; '.join(left)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

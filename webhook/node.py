@@ -11,11 +11,9 @@ touches the machine's own network. `stop()` puts the host back as it was (`hostc
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -182,10 +180,16 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         if os.geteuid() != 0:
             raise NodeError("the local node needs root (it adds links, mounts and cgroups); run it as root")
         binaries = node_binaries()
+        try:
+            left = hostchanges.HostChanges.recover_stale()
+        except hostchanges.NodeRunning as error:
+            raise NodeError(str(error)) from None
+        if left:
+            raise NodeError(f"a node that was killed left {'; '.join(left)}; remove that by hand")
         taken = subprocess.run(["ip", "link", "show", NODE_LINK], capture_output=True, check=False)
         if taken.returncode == 0:
-            raise NodeError(f"link {NODE_LINK} exists: another local node runs (stop it with "
-                            f"`multinic-ipam dev down`), or delete the link with `ip link del {NODE_LINK}`")
+            raise NodeError(f"link {NODE_LINK} exists but no local node owns it: delete it with "
+                            f"`ip link del {NODE_LINK}`")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.changes = hostchanges.HostChanges.snapshot(self.workdir, (NODE_LINK, CLUSTER_BRIDGE))
         try:
@@ -259,7 +263,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         if containerd is not None and containerd.running():
             self._remove_containers()
             containerd.stop()
-        self._kill_shims()
+        hostchanges.kill_shims(self.workdir)
         self.processes.clear()
         problems = self.changes.restore() if self.changes is not None else []
         self.changes = None
@@ -300,17 +304,3 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             self._ctr("tasks", "kill", "--signal", "SIGKILL", container)
             self._ctr("tasks", "delete", "--force", container)
             self._ctr("containers", "delete", container)
-
-    def _kill_shims(self) -> None:
-        """containerd's shims run in their own process groups; they name our socket in their argv."""
-        marker = str(self.containerd_socket)
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                argv = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if argv and argv[0].endswith(b"containerd-shim-runc-v2") and marker.encode() in argv:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(entry.name), signal.SIGKILL)

@@ -179,17 +179,43 @@ def test_down_stops_everything_and_leaves_no_process(dev: DevEnv) -> None:
         time.sleep(0.1)
     assert [pid for pid in pids if _live(pid)] == []
     assert _processes_mentioning(str(dev.run_dir)) == []
-    # ...and the node left nothing on the host either.
-    for link in (node.NODE_LINK, node.MASTER_LINK, node.CLUSTER_BRIDGE):
-        assert subprocess.run(["ip", "link", "show", link], capture_output=True, check=False).returncode != 0
-    mounts = Path("/proc/self/mountinfo").read_text()
-    assert str(dev.run_dir) not in mounts and "/run/netns/cni-" not in mounts
-    assert _sysctls() == dev.sysctls_before
-    cgroups = Path("/sys/fs/cgroup")
-    assert not list(cgroups.glob("*/kubepods")) and not list(cgroups.glob("*/k8s.io"))
+    _assert_node_left_nothing(dev.run_dir, dev.sysctls_before)  # ...and the node left nothing either
     status = subprocess.run([*DEV_SH, "status", "--run-dir", str(dev.run_dir)],
                             capture_output=True, text=True, timeout=60, check=False)
     assert status.returncode == 1 and "not running" in status.stdout
+
+
+def _assert_node_left_nothing(run_dir: Path, sysctls: dict[str, str]) -> None:
+    for link in (node.NODE_LINK, node.MASTER_LINK, node.CLUSTER_BRIDGE):
+        assert subprocess.run(["ip", "link", "show", link], capture_output=True, check=False).returncode != 0
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert str(run_dir) not in mounts and "/run/netns/cni-" not in mounts
+    assert _sysctls() == sysctls
+    cgroups = Path("/sys/fs/cgroup")
+    assert not list(cgroups.glob("*/kubepods")) and not list(cgroups.glob("*/k8s.io"))
+    assert _processes_mentioning(str(run_dir)) == []  # containerd's shims name its socket there
+    assert not hostchanges.STATE_FILE.exists()
+
+
+def test_down_after_a_killed_supervisor_still_puts_the_host_back(tmp_path: Path) -> None:
+    sysctls = _sysctls()
+    up = _dev("up", "--node", "--run-dir", str(tmp_path))
+    assert up.returncode == 0, f"{up.stdout}\n{up.stderr}\n{_tail(tmp_path)}"
+    env = DevEnv(tmp_path, up, sysctls)
+    try:
+        assert env.kubectl("apply", "-f", str(EXAMPLES / "pod-samplepod.yaml")).returncode == 0
+        deadline = time.monotonic() + 60
+        while env.kubectl("get", "pod", "samplepod", "-o", "jsonpath={.status.phase}").stdout != "Running":
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        os.kill(env.state()["supervisor_pid"], 9)  # its children die with it; containers do not
+        time.sleep(1)
+        assert _processes_mentioning(str(tmp_path))  # the pod's shims outlive it
+    finally:
+        down = _dev("down", "--run-dir", str(tmp_path), timeout=120)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert "cleaned up after a node that was not stopped" in down.stdout
+    _assert_node_left_nothing(tmp_path, sysctls)
 
 
 def test_dev_sh_names_a_bad_action() -> None:
