@@ -35,17 +35,18 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("tests/node need root: they run a kubelet and containerd")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def node_socket(control_plane: Any) -> Iterator[str]:
     with running_node_daemon(control_plane.kubeconfig, NODE_NAME) as socket:
         yield socket
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def local_node(control_plane: Any, webhook_server: WebhookServer, node_socket: str, kubectl: Kubectl,
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[node.LocalNode]:
     """The node, Ready, with the guide's macvlan and attachnet NADs (on the node's master link and
-    daemon socket) and Subnets; stopped at the end, and the host must then be as it was."""
+    daemon socket) and Subnets; stopped after the module (not idling through later tests), and the
+    host must then be as it was."""
     workdir = tmp_path_factory.mktemp("node")
     with allocating_server(control_plane, webhook_server, tmp_path_factory.mktemp("node-webhook")):
         started = node.LocalNode(workdir, kubeconfig=control_plane.kubeconfig, name=NODE_NAME)
