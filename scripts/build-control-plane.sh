@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and kube-controller-manager 1.20.2 from Debian 12's `kubernetes` source
-# package and caches them, with Debian's etcd and a kubectl, in $MULTINIC_CACHE/bin.
+# Builds kube-apiserver, kube-controller-manager, kube-scheduler and kubelet 1.20.2 from Debian 12's
+# `kubernetes` source package and caches them, with Debian's etcd and a kubectl, in $MULTINIC_CACHE/bin
+# (the scheduler and kubelet are for `dev up --node` and the node tests).
 # Idempotent: a second run with the binaries cached does nothing. Works on Debian 12 and 13.
 # Honours KUBEBUILDER_ASSETS (a folder with etcd, kube-apiserver, kubectl): then builds nothing.
 set -euo pipefail
@@ -13,7 +14,10 @@ if [ -n "${KUBEBUILDER_ASSETS:-}" ]; then
   log "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS: using its binaries, building nothing"
   exit 0
 fi
-if [ -x "$bin/kube-apiserver" ] && [ -x "$bin/kube-controller-manager" ]; then
+programs=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
+missing=()
+for b in "${programs[@]}"; do [ -x "$bin/$b" ] || missing+=("$b"); done
+if [ "${#missing[@]}" -eq 0 ]; then
   log "cached in $bin"
   exit 0
 fi
@@ -91,14 +95,15 @@ if [ -z "$go_minor" ] || [ "$go_minor" -gt 21 ] || [ "$go_minor" -lt 19 ]; then
 fi
 log "using $(go version)"
 
-log "building kube-apiserver and kube-controller-manager (about 6 minutes on 2 cores, once)"
+log "building ${missing[*]} (about 6 minutes on 2 cores for all four, once)"
 export HOME="$cache/home" GOCACHE="$cache/gocache" GOPATH="$cache/gopath" CGO_ENABLED=0 GOFLAGS=-mod=vendor
 mkdir -p "$HOME"
-(cd "$tree" && make WHAT="cmd/kube-apiserver cmd/kube-controller-manager" >"$cache/build.log" 2>&1) || {
+targets=$(printf 'cmd/%s ' "${missing[@]}")
+(cd "$tree" && make WHAT="${targets% }" >"$cache/build.log" 2>&1) || {
   tail -n 40 "$cache/build.log" >&2
   exit 1
 }
-for b in kube-apiserver kube-controller-manager; do
+for b in "${missing[@]}"; do
   install -m 0755 "$tree/_output/local/go/bin/$b" "$bin/$b"
 done
 log "built: $(ls "$bin" | tr '\n' ' ')"

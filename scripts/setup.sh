@@ -4,7 +4,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
-packages=(etcd-server containernetworking-plugins iproute2 python3-venv rsync jq golang-go dpkg-dev make haproxy)
+# containerd, runc and busybox-static: the node of `dev up --node` and the node tests (its images come
+# from busybox-static, since no registry is reachable).
+packages=(etcd-server containernetworking-plugins iproute2 python3-venv rsync jq golang-go dpkg-dev make
+  containerd runc busybox-static haproxy)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)

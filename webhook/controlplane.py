@@ -505,6 +505,8 @@ class ControlPlane:
                 "--disable-admission-plugins=ServiceAccount",
                 *_insecure_port_off(self._binaries["kube-apiserver"], "--insecure-port=0"),
                 "--allow-privileged=true",
+                # `kubectl exec`/`logs` reach a local node's kubelet by its IP (webhook/node.py).
+                "--kubelet-preferred-address-types=InternalIP,Hostname",
             ],
         )
         self._write_kubeconfig(ca)

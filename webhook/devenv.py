@@ -33,6 +33,8 @@ DEFAULT_RUN_DIR = REPO / ".run"
 EXAMPLES = REPO / "manifests" / "examples"
 # What `up` applies: the guide's two NADs, each with the Subnet bound to its provider.
 STARTER_EXAMPLES = ("nad-macvlan.yaml", "subnet-macvlan.yaml", "nad-attachnet.yaml", "subnet-attachnet.yaml")
+# With --node: the guide's NADs are applied again as the local node runs them (webhook/node.py).
+NODE_NADS = ("nad-macvlan.yaml", "nad-attachnet.yaml")
 BUILD_SCRIPT = REPO / "scripts" / "build-control-plane.sh"
 STATE_FILE = "state.json"
 SUPERVISOR_LOG = "supervisor.log"
@@ -191,10 +193,12 @@ class _Child:
 class Supervisor:
     """Starts everything in order, records it, and stops it all on SIGTERM."""
 
-    def __init__(self, run_dir: RunDir, *, node_name: str, workers: int) -> None:
+    def __init__(self, run_dir: RunDir, *, node_name: str, workers: int, with_node: bool = False) -> None:
         self.run = run_dir
         self.node_name = node_name
         self.workers = workers
+        self.with_node = with_node
+        self.node: Any = None
         self.children: list[_Child] = []
         self.plane: Any = None
         self.webhook_url = ""
@@ -225,6 +229,9 @@ class Supervisor:
                                str(self.run.path / "controlplane" / f"{name}.log"))
             )
         found.extend(child.info() for child in self.children)
+        if self.node is not None:
+            found.extend(RunningProcess(p.name, p.popen.pid, p.popen.pid, self.node.endpoint(p.name),
+                                        str(p.log_path)) for p in self.node.processes if p.running())
         return found
 
     def run_forever(self) -> int:
@@ -284,8 +291,32 @@ class Supervisor:
         self.phase("starting", "applying the guide's NADs and Subnets")
         for name in STARTER_EXAMPLES:
             self._apply_with_retry(EXAMPLES / name)
+        if self.with_node:
+            self._start_node(socket_path)
+
+    def _start_node(self, socket_path: Path) -> None:
+        """kubelet + containerd + Multus as node `node_name`; the guide's NADs as they run there."""
+        import yaml
+
+        from webhook import node
+
+        self.phase("starting", f"starting the node {self.node_name}: containerd, kube-scheduler, kubelet")
+        self.node = node.LocalNode(self.run.path / "node", kubeconfig=self.run.kubeconfig,
+                                   name=self.node_name)
+        self.node.start()
+        for name in NODE_NADS:
+            nad = yaml.safe_load((EXAMPLES / name).read_text())
+            nad["spec"]["config"] = json.dumps(node.for_node(json.loads(nad["spec"]["config"]), socket_path))
+            path = self.run.path / f"node-{name}"
+            path.write_text(yaml.safe_dump(nad))
+            self._apply_with_retry(path)
 
     def stop(self) -> None:
+        if self.node is not None:
+            problems = self.node.stop()
+            if problems:
+                with open(self.run.supervisor_log, "a") as log:
+                    log.write(f"the node left behind: {'; '.join(problems)}\n")
         for child in reversed(self.children):
             child.stop()
         if self.plane is not None:
@@ -394,7 +425,7 @@ def _last_line(path: Path) -> str:
 
 
 def up(run_dir: RunDir, *, out: TextIO, timeout: float = 300.0, node_name: str | None = None,
-       workers: int = 1) -> int:
+       workers: int = 1, with_node: bool = False) -> int:
     """Start everything detached; a second `up` only reports that it already runs."""
     if run_dir.supervisor_pid() is not None:
         _say(out, f"[dev] already running (run folder {run_dir.path}); `multinic-ipam dev status` shows it")
@@ -407,7 +438,8 @@ def up(run_dir: RunDir, *, out: TextIO, timeout: float = 300.0, node_name: str |
     with contextlib.suppress(FileNotFoundError):
         run_dir.state_path.unlink()
     argv = [sys.executable, "-m", "webhook.devenv", "--run-dir", str(run_dir.path),
-            "--node-name", node_name or socket.gethostname(), "--workers", str(workers)]
+            "--node-name", node_name or socket.gethostname(), "--workers", str(workers),
+            *(["--node"] if with_node else [])]
     with open(run_dir.supervisor_log, "ab") as log:
         supervisor = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -423,7 +455,7 @@ def up(run_dir: RunDir, *, out: TextIO, timeout: float = 300.0, node_name: str |
             shown = message
         if state.get("phase") == PHASE_READY:
             _say(out, f"[dev] ready (supervisor pid {supervisor.pid}, logs in {run_dir.path})")
-            _print_next_steps(run_dir, out)
+            _print_next_steps(run_dir, out, with_node=with_node)
             return 0
         if state.get("phase") == PHASE_FAILED or supervisor.poll() is not None:
             supervisor.wait(timeout=60)
@@ -434,7 +466,7 @@ def up(run_dir: RunDir, *, out: TextIO, timeout: float = 300.0, node_name: str |
     raise DevEnvError(f"dev up did not finish within {timeout:.0f}s; logs in {run_dir.path}")
 
 
-def _print_next_steps(run_dir: RunDir, out: TextIO) -> None:
+def _print_next_steps(run_dir: RunDir, out: TextIO, *, with_node: bool = False) -> None:
     examples = os.path.relpath(EXAMPLES, Path.cwd()) if EXAMPLES.is_relative_to(Path.cwd()) else EXAMPLES
     _say(out, f"\nexport KUBECONFIG={run_dir.kubeconfig}")
     tools = Path(sys.executable).parent
@@ -445,6 +477,9 @@ def _print_next_steps(run_dir: RunDir, out: TextIO) -> None:
     _say(out, "  kubectl get subnets")
     _say(out, f"  kubectl apply -f {examples}/pod-samplepod.yaml")
     _say(out, "  kubectl get pod samplepod -o jsonpath='{.metadata.annotations}'")
+    if with_node:
+        _say(out, "  kubectl get pod samplepod                  # Running on the local node")
+        _say(out, "  kubectl exec samplepod -- ip addr show net1   # the annotated address")
     _say(out, "  multinic-ipam status        # or: kubectl ipam status")
     _say(out, "  multinic-ipam who-has 172.17.0.11")
     _say(out, f"  ls {examples}/              # every YAML of the guide")
@@ -477,6 +512,7 @@ def down(run_dir: RunDir, *, out: TextIO, timeout: float = 60.0) -> int:
     pid = run_dir.supervisor_pid()
     if pid is None and not processes_in_groups(pgids):
         _say(out, f"[dev] nothing runs (run folder {run_dir.path})")
+        _recover_node(out)
         return 0
     if pid is not None:
         pgids.add(os.getpgid(pid))
@@ -498,10 +534,26 @@ def down(run_dir: RunDir, *, out: TextIO, timeout: float = 60.0) -> int:
     remaining = processes_in_groups(pgids)
     if remaining:
         raise DevEnvError(f"processes {remaining} survived SIGKILL; check them with `ps -o pid,cmd -p ...`")
+    _recover_node(out)
     with contextlib.suppress(FileNotFoundError):
         run_dir.state_path.unlink()
     _say(out, "[dev] stopped; no process left")
     return 0
+
+
+def _recover_node(out: TextIO) -> None:
+    """A node whose supervisor was killed left containers, mounts and links: put the host back."""
+    from webhook import hostchanges
+
+    if not hostchanges.STATE_FILE.exists():
+        return
+    try:
+        left = hostchanges.HostChanges.recover_stale()
+    except hostchanges.NodeRunningError:
+        return  # another run folder's node: not ours to stop
+    _say(out, "[dev] cleaned up after a node that was not stopped")
+    if left:
+        raise DevEnvError(f"the node left {'; '.join(left)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -510,8 +562,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--node-name", default=socket.gethostname())
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--node", action="store_true")
     args = parser.parse_args(argv)
-    supervisor = Supervisor(RunDir(args.run_dir), node_name=args.node_name, workers=args.workers)
+    supervisor = Supervisor(RunDir(args.run_dir), node_name=args.node_name, workers=args.workers,
+                            with_node=args.node)
     return supervisor.run_forever()
 
 

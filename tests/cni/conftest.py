@@ -3,6 +3,7 @@ guide's NADs and Subnets, pods, and network namespaces and host links that are a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -42,15 +43,15 @@ def plugin_dir() -> Iterator[Path]:
     shutil.rmtree(directory, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def node_daemon(control_plane: Any) -> Iterator[str]:
+@contextlib.contextmanager
+def running_node_daemon(kubeconfig: Path, node_name: str) -> Iterator[str]:
     """`multinic-ipam node` on a temp socket; yields the socket path (the NADs' server_socket)."""
     directory = Path(tempfile.mkdtemp(prefix="cni-node-", dir="/tmp"))
     socket = directory / "kube-ovn-daemon.sock"
     log = (directory / "node.log").open("w")
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "multinic-ipam"), "node", "--kubeconfig",
-         str(control_plane.kubeconfig), "--node-name", NODE_NAME, "--socket", str(socket),
+         str(kubeconfig), "--node-name", node_name, "--socket", str(socket),
          "--wait-seconds", "2"],
         stdout=log, stderr=subprocess.STDOUT,
     )
@@ -60,11 +61,20 @@ def node_daemon(control_plane: Any) -> Iterator[str]:
             process.kill()
             raise AssertionError(f"the node daemon did not start: {(directory / 'node.log').read_text()}")
         time.sleep(0.1)
-    yield str(socket)
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
-    shutil.rmtree(directory, ignore_errors=True)
+    try:
+        yield str(socket)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def node_daemon(control_plane: Any) -> Iterator[str]:
+    """The node daemon for the netns tests' node name."""
+    with running_node_daemon(control_plane.kubeconfig, NODE_NAME) as socket:
+        yield socket
 
 
 @pytest.fixture(scope="session")

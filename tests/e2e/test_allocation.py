@@ -24,6 +24,7 @@ from tests.e2e.ipam_helpers import (
 from tests.fixtures.webhook import WebhookServer
 from webhook import objects
 
+pytestmark = pytest.mark.both_apiservers
 MACVLAN = "macvlan.default.kubernetes.io"
 ATTACHNET = "attachnet.default.ovn.kubernetes.io"
 

@@ -68,6 +68,7 @@ def _pod_address(kubectl: Kubectl, namespace: str, name: str, provider: str) -> 
     return (found[0]["metadata"].get("annotations") or {}).get(f"{provider}.kubernetes.io/ip_address")
 
 
+@pytest.mark.both_apiservers
 def test_pod_addresses_are_bound_then_released_with_the_pod(server, kubectl, namespace):
     provider = _network(kubectl, namespace, "10.203.0.0/24")
     kubectl("run", "solo", "-n", namespace, "--image=docker.io/library/alpine:edge", "--restart=Never",
@@ -85,6 +86,7 @@ def test_pod_addresses_are_bound_then_released_with_the_pod(server, kubectl, nam
     kubectl("delete", "subnets.kubeovn.io", namespace, check=False)
 
 
+@pytest.mark.both_apiservers
 def test_statefulset_pod_recreated_keeps_its_address_until_scale_down(server, kubectl, namespace):
     provider = _network(kubectl, namespace, "10.204.0.0/24")
     kubectl("apply", "-f", "-", input=_statefulset(namespace, 2))

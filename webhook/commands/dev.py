@@ -30,6 +30,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds `up` waits (300)")
     parser.add_argument("--node-name", default=None, help="node name for the node daemon (default: hostname)")
     parser.add_argument(
+        "--node", action="store_true",
+        help="also run a real node (root): containerd, kube-scheduler and kubelet with Multus, so the "
+             "guide's pods come up Running with their interfaces",
+    )
+    parser.add_argument(
         "--workers", type=int, default=1,
         help="webhook server worker processes (1: one process with 16 threads never races itself)",
     )
@@ -46,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"error: --workers must be at least 1, not {args.workers}", file=sys.stderr)
                 return 2
             return devenv.up(run_dir, out=sys.stdout, timeout=args.timeout, node_name=args.node_name,
-                             workers=args.workers)
+                             workers=args.workers, with_node=args.node)
         if args.action == "status":
             return devenv.status(run_dir, out=sys.stdout)
         return devenv.down(run_dir, out=sys.stdout)
