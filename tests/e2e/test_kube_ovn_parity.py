@@ -16,6 +16,7 @@ from tests.fixtures.webhook import WebhookServer
 from webhook import objects
 
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
+pytestmark = pytest.mark.both_apiservers  # Kube-OVN parity on the 1.36 API server too
 
 
 class Lab:
