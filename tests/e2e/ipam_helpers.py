@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -119,3 +120,23 @@ def subnet_yaml(name: str, cidr: str, provider: str, *, exclude: tuple[str, ...]
     return json.dumps({"apiVersion": "kubeovn.io/v1", "kind": "Subnet", "metadata": {"name": name},
                        "spec": {"protocol": "IPv4", "cidrBlock": cidr, "provider": provider,
                                 "excludeIps": list(exclude)}})
+
+
+def run_check(plane: Any, subnet: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`multinic-ipam check --subnet SUBNET` against the plane, as an operator runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "webhook.cli", "check", "--kubeconfig", str(plane.kubeconfig),
+         "--subnet", subnet, *extra],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+
+
+def check_passes(plane: Any, subnet: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    """`check` until it passes (the leader binds reservations and writes the Subnet status within
+    seconds); the last run, passing or not."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done = run_check(plane, subnet, "--confirm", "0")
+        if done.returncode == 0 or time.monotonic() > deadline:
+            return done
+        time.sleep(1)

@@ -18,6 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.e2e.ipam_helpers import (
     Kubectl,
+    check_passes,
     create_pods,
     eventually,
     get_json,
@@ -139,6 +140,8 @@ def test_adopt_holds_running_pods_addresses_and_new_pods_never_get_them(
     given = [r["metadata"]["annotations"][f"{provider}.kubernetes.io/ip_address"] for r in results]
     assert len(set(given)) == 50
     assert not set(given) & set(used.values()), "a new pod was given an adopted address"
+    checked = check_passes(control_plane, namespace)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
     # Deleting an adopted pod releases its address, like any other.
     name = objects.ip_object_name(namespace, used["legacy-0"])

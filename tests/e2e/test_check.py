@@ -4,12 +4,18 @@ second holder of an address, and a pod carrying another pod's address, are repor
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 from typing import Any
 
-from tests.e2e.ipam_helpers import Kubectl, eventually, get_json, nad_yaml, subnet_ips, subnet_yaml
+from tests.e2e.ipam_helpers import (
+    Kubectl,
+    check_passes,
+    eventually,
+    get_json,
+    nad_yaml,
+    run_check,
+    subnet_ips,
+    subnet_yaml,
+)
 from tests.fixtures.webhook import WebhookServer
 from webhook import invariants, objects
 from webhook.controlplane import ControlPlane
@@ -17,28 +23,10 @@ from webhook.controlplane import ControlPlane
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
 
 
-def _check(plane: ControlPlane, subnet: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "webhook.cli", "check", "--kubeconfig", str(plane.kubeconfig),
-         "--subnet", subnet, *extra],
-        capture_output=True, text=True, timeout=60, check=False,
-    )
-
-
 def _pod(name: str, annotations: dict[str, str]) -> str:
     return json.dumps({"apiVersion": "v1", "kind": "Pod",
                        "metadata": {"name": name, "annotations": annotations},
                        "spec": {"containers": [{"name": "c", "image": "docker.io/library/alpine:edge"}]}})
-
-
-def _passes(plane: ControlPlane, subnet: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-    """The leader binds the reservations and writes the Subnet status within seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        done = _check(plane, subnet, "--confirm", "0")
-        if done.returncode == 0 or time.monotonic() > deadline:
-            return done
-        time.sleep(1)
 
 
 def test_check_passes_on_admitted_pods_and_names_forged_violations(
@@ -49,7 +37,7 @@ def test_check_passes_on_admitted_pods_and_names_forged_violations(
     kubectl("apply", "-f", "-", input=subnet_yaml(namespace, "10.230.0.0/24", provider))
     for name in ("a", "b"):
         kubectl("apply", "-n", namespace, "-f", "-", input=_pod(name, {NETWORKS: "net"}))
-    clean = _passes(control_plane, namespace)
+    clean = check_passes(control_plane, namespace)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert clean.stdout.startswith("OK: 2 IP objects")
 
@@ -68,7 +56,7 @@ def test_check_passes_on_admitted_pods_and_names_forged_violations(
     copied = {key: value for key, value in notes.items() if key.startswith(f"{provider}.kubernetes.io/")}
     kubectl("apply", "-n", namespace, "-f", "-", input=_pod("copycat", copied))
     try:
-        found = _check(control_plane, namespace, "--output", "json", "--confirm", "1")
+        found = run_check(control_plane, namespace, "--output", "json", "--confirm", "1")
         assert found.returncode == 1, found.stderr
         report = json.loads(found.stdout)
         assert not report["ok"]
@@ -80,13 +68,12 @@ def test_check_passes_on_admitted_pods_and_names_forged_violations(
             f"{address} in subnet {namespace} is written into the annotations of 2 live pods: "
             f"{namespace}/a, {namespace}/copycat")
         assert by_kind[invariants.UNHELD]["message"].startswith(f"pod {namespace}/copycat has {address}")
-        text = _check(control_plane, namespace, "--confirm", "0")
+        text = run_check(control_plane, namespace, "--confirm", "0")
         assert text.returncode == 1
         assert "3 violation(s)" in text.stdout
     finally:
-        # Everything goes, the forged object first: deleting a duplicate also frees the address in
-        # the replicas' allocators (the rightful object is not consulted), which `check` would then
-        # report as a Subnet status one address short until a's own object goes too.
+        # Everything goes, the forged object first (deleting it keeps a's address held: the store
+        # indexes every object of an address).
         kubectl("delete", "ips.kubeovn.io", f"forged-{namespace}", "--ignore-not-found")
         kubectl("delete", "pods", "--all", "-n", namespace, "--wait=false")
         eventually(lambda: not subnet_ips(kubectl, namespace), timeout=60, what="addresses released")
