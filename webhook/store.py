@@ -885,11 +885,14 @@ class Store(ClusterView):
     # ---- messages -----------------------------------------------------------------------------
 
     def _pool_exhausted(self, claim: Claim) -> str:
-        if self.ippool(claim.ippool) is None:  # not "no free address": there is no pool at all
+        """Why a named IPPool is not a pool of the claim's subnet."""
+        pool = self.ippool(claim.ippool)
+        if pool is None:  # not "no free address": there is no pool at all
             return (f"IPPool {claim.ippool}, named by ip_pool, does not exist; create it or list addresses "
                     "like 172.17.0.200,172.17.0.201")
-        return (f"IPPool {claim.ippool} of subnet {claim.subnet} has no free address left; "
-                "add addresses to the pool or free some")
+        return (f"IPPool {claim.ippool}, named by ip_pool, belongs to Subnet "
+                f"{(pool.get('spec') or {}).get('subnet') or '(none)'}, but this attachment draws from Subnet "
+                f"{claim.subnet}; name a pool of that Subnet")
 
 
 def _held_by(address: str, holder: Object, subnet: str) -> errors.AddressConflict:
