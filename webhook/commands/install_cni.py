@@ -21,9 +21,15 @@ from typing import Any
 ENTRY_MODULE = "cni.plugin"
 ENTRY_POINT = "cni.plugin:main"
 PLUGIN_NAME = "kube-ovn"
-# `-S`: no site module. The plugin is standard library only, and site's .pth processing was
-# a third of every call's start-up (benchmarks/cni.py); `env -S` splits the flags (coreutils >= 8.30).
-INTERPRETER = "/usr/bin/env -S python3 -S"
+# `-S`: no site module (the plugin is standard library only; site's .pth processing was a third of
+# every call's start-up). `-I`: no PYTHON* variables, user site or working directory on the path,
+# whatever the runtime's environment holds. `-c`: the file puts itself on sys.path and calls the
+# entry point, because running a zipapp as a script goes through `runpy`, whose imports (importlib.util,
+# contextlib, collections) took 4 ms, more than the plugin's own work (benchmarks/cni.py). The
+# kernel appends the file's path, which `-c` leaves in sys.argv[1]; `env -S` splits the flags
+# (coreutils >= 8.30). Kept under 127 characters, the shebang limit of kernels before 5.1.
+ENTRY_COMMAND = "import sys;sys.path.insert(0,sys.argv[1]);from cni.plugin import main;main()"
+INTERPRETER = f'/usr/bin/env -S python3 -I -S -c "{ENTRY_COMMAND}"'
 
 
 class BundleError(RuntimeError):

@@ -40,7 +40,7 @@ def test_bundle_holds_only_the_plugin_modules(tmp_path: Path) -> None:
     assert "cni/plugin.py" in names
     assert "cni/daemon.py" not in names  # the daemon needs kubernetes; it stays out
     assert all(name == "__main__.py" or name.startswith("cni/") for name in names)
-    assert target.read_bytes().startswith(b"#!/usr/bin/env -S python3 -S\n")
+    assert target.read_bytes().startswith(f"#!{install_cni.INTERPRETER}\n".encode())
 
 
 def test_a_plugin_module_importing_a_third_party_package_is_refused(
@@ -74,3 +74,31 @@ def test_command_refuses_a_folder_as_output(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert f"{tmp_path} is a folder" in done.stderr
+
+
+def test_bundle_runs_through_its_own_first_line(tmp_path: Path) -> None:
+    """As the runtime runs it: exec of the file, whose `-c` line puts the file itself on sys.path."""
+    target = tmp_path / "kube-ovn"
+    install_cni.build(target)
+    done = subprocess.run([str(target)], env={"CNI_COMMAND": "VERSION", "PATH": "/usr/bin:/bin"},
+                          input='{"cniVersion": "0.4.0"}', capture_output=True, text=True, cwd=tmp_path,
+                          check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["cniVersion"] == "0.4.0"
+    assert len(install_cni.INTERPRETER) + 2 < 128  # kernels before 5.1 cut a longer first line
+
+
+def test_the_ipam_call_path_imports_nothing_heavy(tmp_path: Path) -> None:
+    """What made a call slow before: runpy (running the zip as a script), os, collections, typing,
+    json/re/enum, socket.py, http.client. The plugin's IPAM path loads none of them."""
+    target = tmp_path / "kube-ovn"
+    install_cni.build(target)
+    probe = ("import sys;sys.path.insert(0,sys.argv[1]);import cni.plugin, cni.client, cni.config;"
+             "import cni.result;print(' '.join(sorted(sys.modules)))")
+    done = subprocess.run([SYSTEM_PYTHON, "-I", "-S", "-c", probe, str(target)], capture_output=True,
+                          text=True, check=True)
+    loaded = set(done.stdout.split())
+    heavy = {"runpy", "os", "collections", "typing", "json", "re", "enum", "socket", "http.client",
+             "importlib.util", "contextlib", "dataclasses", "ipaddress", "subprocess"}
+    assert "cni.plugin" in loaded
+    assert not heavy & loaded, sorted(heavy & loaded)
