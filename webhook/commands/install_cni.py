@@ -6,12 +6,14 @@ imports — all standard library, which this command checks — and nothing else
 """
 
 from __future__ import annotations
+import __future__
 
 import argparse
 import ast
 import contextlib
+import importlib.util
+import marshal
 import os
-import py_compile
 import sys
 import tempfile
 import zipapp
@@ -80,6 +82,23 @@ def plugin_modules() -> list[str]:
     return sorted(seen)
 
 
+def bytecode(source: str, filename: str) -> bytes:
+    """A `.pyc` as `py_compile` writes it (hash-based, unchecked: the zip never changes under it),
+    except that `from __future__ import …` is applied when compiling instead of importing the
+    `__future__` module on every call; the code is otherwise the same."""
+    tree = ast.parse(source, filename)
+    flags = 0
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            flags |= sum(getattr(__future__, alias.name).compiler_flag for alias in node.names)
+    tree.body = [node for node in tree.body
+                 if not (isinstance(node, ast.ImportFrom) and node.module == "__future__")]
+    code = compile(tree, filename, "exec", flags=flags, dont_inherit=True)
+    unchecked_hash = (0b01).to_bytes(4, "little")  # PEP 552 flags: hash-based, do not check the source
+    return (importlib.util.MAGIC_NUMBER + unchecked_hash + importlib.util.source_hash(source.encode())
+            + marshal.dumps(code))
+
+
 def build(target: Path) -> list[str]:
     """Write the zipapp to `target` atomically (a running plugin is never half-replaced)."""
     modules = plugin_modules()
@@ -90,11 +109,11 @@ def build(target: Path) -> list[str]:
         package.mkdir()
         for module in modules:
             relative = "__init__.py" if module == "cni" else f"{module.split('.', 1)[1]}.py"
-            (package / relative).write_text((root / relative).read_text())
+            source = (root / relative).read_text()
+            (package / relative).write_text(source)
             # Bytecode beside the source: zipimport cannot cache, so without it every CNI call
             # compiles the plugin anew. A node python of another version ignores it and compiles.
-            py_compile.compile(str(package / relative), cfile=str((package / relative).with_suffix(".pyc")),
-                               doraise=True, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+            (package / relative).with_suffix(".pyc").write_bytes(bytecode(source, f"cni/{relative}"))
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
         os.close(fd)
         try:

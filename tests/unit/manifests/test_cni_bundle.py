@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import subprocess
 import sys
@@ -90,7 +91,8 @@ def test_bundle_runs_through_its_own_first_line(tmp_path: Path) -> None:
 
 def test_the_ipam_call_path_imports_nothing_heavy(tmp_path: Path) -> None:
     """What made a call slow before: runpy (running the zip as a script), os, collections, typing,
-    json/re/enum, socket.py, http.client. The plugin's IPAM path loads none of them."""
+    json/re/enum, socket.py, http.client, __future__ (applied at build time). The plugin's IPAM
+    path loads none of them."""
     target = tmp_path / "kube-ovn"
     install_cni.build(target)
     probe = ("import sys;sys.path.insert(0,sys.argv[1]);import cni.plugin, cni.client, cni.config;"
@@ -99,6 +101,14 @@ def test_the_ipam_call_path_imports_nothing_heavy(tmp_path: Path) -> None:
                           text=True, check=True)
     loaded = set(done.stdout.split())
     heavy = {"runpy", "os", "collections", "typing", "json", "re", "enum", "socket", "http.client",
-             "importlib.util", "contextlib", "dataclasses", "ipaddress", "subprocess"}
+             "importlib.util", "contextlib", "dataclasses", "ipaddress", "subprocess", "__future__"}
     assert "cni.plugin" in loaded
     assert not heavy & loaded, sorted(heavy & loaded)
+
+
+def test_bundled_bytecode_keeps_annotations_lazy_without_importing_future() -> None:
+    source = "from __future__ import annotations\n\ndef f(x: Undefined) -> None:\n    pass\n"
+    namespace: dict = {}
+    exec(marshal.loads(install_cni.bytecode(source, "cni/x.py")[16:]), namespace)
+    assert namespace["f"].__annotations__ == {"x": "Undefined", "return": "None"}
+    assert "annotations" not in namespace
