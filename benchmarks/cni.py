@@ -11,7 +11,7 @@ on stdin, result on stdout; as an IPAM plugin, so no netns is needed.
 - `kube_ovn`: the file `multinic-ipam install-cni` puts into /opt/cni/bin (a zipapp run by the
   system python3), executed through its shebang;
 - `kube_ovn_venv`: the development venv's console script (site packages add start-up);
-- `python_floor`: `python3 -S -c pass`, the interpreter's own start, which no Python plugin can
+- `python_floor`: `python3 -I -S -c pass`, the interpreter's own start, which no Python plugin can
   beat (the machine's load inflates it as much as the rest).
 Our node daemon serves from an in-memory pod (the production HTTP server and Responder, without
 the API server), so the numbers are the plugin's cost plus one round trip to the daemon.
@@ -115,7 +115,7 @@ def main() -> None:
         **({"kube_ovn_baseline": ([str(args.baseline.resolve())], ours)} if args.baseline else {}),
         "kube_ovn_venv": ([str(Path(sys.executable).parent / "kube-ovn")], ours),
         "host_local": ([HOST_LOCAL], theirs),
-        "python_floor": (["/usr/bin/python3", "-S", "-c", "pass"], {}),
+        "python_floor": (["/usr/bin/python3", "-I", "-S", "-c", "pass"], {}),
     }
     samples: dict[str, dict[str, list[tuple[float, float]]]] = {name: {} for name in plugins}
     try:

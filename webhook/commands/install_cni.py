@@ -23,15 +23,18 @@ from typing import Any
 ENTRY_MODULE = "cni.plugin"
 ENTRY_POINT = "cni.plugin:main"
 PLUGIN_NAME = "kube-ovn"
+# The file's first line: `#!<python> -ISc<ENTRY_COMMAND>`. The kernel passes everything after the
+# interpreter as one argument, which python reads as -I, -S and -c with the rest as its command.
 # `-S`: no site module (the plugin is standard library only; site's .pth processing was a third of
 # every call's start-up). `-I`: no PYTHON* variables, user site or working directory on the path,
 # whatever the runtime's environment holds. `-c`: the file puts itself on sys.path and calls the
 # entry point, because running a zipapp as a script goes through `runpy`, whose imports (importlib.util,
-# contextlib, collections) took 4 ms, more than the plugin's own work (benchmarks/cni.py). The
-# kernel appends the file's path, which `-c` leaves in sys.argv[1]; `env -S` splits the flags
-# (coreutils >= 8.30). Kept under 127 characters, the shebang limit of kernels before 5.1.
+# contextlib, collections) took 4 ms, more than the plugin's own work. The kernel appends the
+# file's path, which `-c` leaves in sys.argv[1]. The interpreter by absolute path, not through
+# `/usr/bin/env -S python3`: env was one more program to load, about 1 ms a call (benchmarks/cni.py).
 ENTRY_COMMAND = "import sys;sys.path.insert(0,sys.argv[1]);from cni.plugin import main;main()"
-INTERPRETER = f'/usr/bin/env -S python3 -I -S -c "{ENTRY_COMMAND}"'
+DEFAULT_PYTHON = "/usr/bin/python3"
+MAX_FIRST_LINE = 127  # kernels before 5.1 cut a longer `#!` line
 
 
 class BundleError(RuntimeError):
@@ -99,8 +102,21 @@ def bytecode(source: str, filename: str) -> bytes:
             + marshal.dumps(code))
 
 
-def build(target: Path) -> list[str]:
+def interpreter(python: str = DEFAULT_PYTHON) -> str:
+    """The `#!` line (without `#!`) that runs the plugin file with the node's `python`."""
+    if not python.startswith("/") or any(char.isspace() for char in python):
+        raise BundleError(f"--python {python!r} must be an absolute path without spaces, "
+                          f"e.g. {DEFAULT_PYTHON}")
+    line = f"{python} -ISc{ENTRY_COMMAND}"
+    if len(line) + 2 > MAX_FIRST_LINE:
+        raise BundleError(f"--python {python!r} makes the file's first line longer than {MAX_FIRST_LINE} "
+                          "characters, which older kernels cut; use a shorter path or a symlink")
+    return line
+
+
+def build(target: Path, python: str = DEFAULT_PYTHON) -> list[str]:
     """Write the zipapp to `target` atomically (a running plugin is never half-replaced)."""
+    first_line = interpreter(python)
     modules = plugin_modules()
     root = _package_root()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -117,7 +133,7 @@ def build(target: Path) -> list[str]:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
         os.close(fd)
         try:
-            zipapp.create_archive(staging, tmp_name, interpreter=INTERPRETER, main=ENTRY_POINT)
+            zipapp.create_archive(staging, tmp_name, interpreter=first_line, main=ENTRY_POINT)
             os.chmod(tmp_name, 0o755)
             os.replace(tmp_name, target)
         except BaseException:
@@ -133,14 +149,17 @@ def register(subparsers: Any) -> None:
         help="write the kube-ovn CNI plugin into a CNI bin folder as one self-contained file",
         description=(
             "Writes the `kube-ovn` CNI plugin as a zipapp that needs only python3 on the node "
-            "(standard library only; checked). The node DaemonSet's init container runs it with "
-            "--cni-bin-dir pointing at the host's /opt/cni/bin."
+            "(standard library only; checked), run by --python. The node DaemonSet's init container "
+            "runs it with --cni-bin-dir pointing at the host's /opt/cni/bin."
         ),
     )
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--cni-bin-dir", type=Path, default=Path("/opt/cni/bin"),
                        help="folder to write `kube-ovn` into (default /opt/cni/bin)")
     where.add_argument("--output", type=Path, help="exact file to write instead")
+    parser.add_argument("--python", default=DEFAULT_PYTHON,
+                        help=f"the node's python3, by absolute path, that runs the plugin "
+                             f"(default {DEFAULT_PYTHON})")
     parser.set_defaults(func=run)
 
 
@@ -150,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {target} is a folder; give --output a file path or use --cni-bin-dir", file=sys.stderr)
         return 2
     try:
-        modules = build(target)
+        modules = build(target, args.python)
     except (BundleError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -41,7 +41,8 @@ def test_bundle_holds_only_the_plugin_modules(tmp_path: Path) -> None:
     assert "cni/plugin.py" in names
     assert "cni/daemon.py" not in names  # the daemon needs kubernetes; it stays out
     assert all(name == "__main__.py" or name.startswith("cni/") for name in names)
-    assert target.read_bytes().startswith(f"#!{install_cni.INTERPRETER}\n".encode())
+    first_line = f"#!{SYSTEM_PYTHON} -ISc{install_cni.ENTRY_COMMAND}\n"
+    assert target.read_bytes().startswith(first_line.encode())
 
 
 def test_a_plugin_module_importing_a_third_party_package_is_refused(
@@ -86,7 +87,18 @@ def test_bundle_runs_through_its_own_first_line(tmp_path: Path) -> None:
                           check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads(done.stdout)["cniVersion"] == "0.4.0"
-    assert len(install_cni.INTERPRETER) + 2 < 128  # kernels before 5.1 cut a longer first line
+    assert len(target.read_bytes().split(b"\n", 1)[0]) <= install_cni.MAX_FIRST_LINE
+
+
+@pytest.mark.parametrize(("python", "why"), [
+    ("python3", "absolute path"), ("/opt/my python/bin/python3", "spaces"),
+    ("/" + "p" * 40 + "/bin/python3", "longer than 127")])
+def test_an_unusable_python_path_is_refused(tmp_path: Path, python: str, why: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "webhook.cli", "install-cni", "--output", str(tmp_path / "kube-ovn"),
+         "--python", python], capture_output=True, text=True, check=False)
+    assert done.returncode == 1
+    assert why in done.stderr and not (tmp_path / "kube-ovn").exists()
 
 
 def test_the_ipam_call_path_imports_nothing_heavy(tmp_path: Path) -> None:
