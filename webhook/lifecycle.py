@@ -49,7 +49,7 @@ LEASE_NAME = "multinic-ipam-lifecycle"
 MIN_GAP = 0.5  # seconds between two passes at least
 DELETED_LIMIT = 20_000  # tokens of deleted pods remembered at most (~2 MB); the oldest go first
 # From this many releases in one pass on, one live list of every pod is cheaper for the API server
-# than a read per address (and a read each, one after another, was ~5 releases/s).
+# than a read per address (and a read plus a delete each, one after another, bounded a scale-down).
 CONFIRM_BY_LIST_AT = 8
 WRITERS = 8  # binds and deletes of one pass in flight at once, each thread on its own connection
 
@@ -284,11 +284,17 @@ class Lifecycle:
         data (a read per address, or one list for many), up to `WRITERS` writes at once."""
         live = self._live_facts(planned)
         deleted = self.deleted.tokens()
+
+        def one(decision: decisions.Decision) -> Outcome:
+            if isinstance(live, _Unreadable) and isinstance(decision, decisions.Release):
+                return Outcome(decision, None)  # kept for a later pass (logged once, not per address)
+            return self._act_one(decision, live, deleted)
+
         if len(planned) < 2:
-            return [self._act_one(decision, live, deleted) for decision in planned]
+            return [one(decision) for decision in planned]
         if self._writers is None:
             self._writers = ThreadPoolExecutor(WRITERS, thread_name_prefix="multinic-ipam-lifecycle-write")
-        return list(self._writers.map(lambda decision: self._act_one(decision, live, deleted), planned))
+        return list(self._writers.map(one, planned))
 
     def _live_facts(self, planned: list[decisions.Decision]) -> decisions.Facts:
         """Live reads for a few releases; for many, one list of pods (and of StatefulSets when a
@@ -304,6 +310,7 @@ class Lifecycle:
             sets = [s for s in self.api.list(objects.STATEFULSETS)
                     if decisions.namespaced_name(s) in wanted.statefulsets] if wanted.statefulsets else []
         except ApiError as error:
+            log.warning("kept %d releases for now: the live list to confirm them failed: %s", len(ips), error)
             return _Unreadable(str(error))
         return decisions.Snapshot(live_pods, sets)
 
