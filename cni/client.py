@@ -9,10 +9,13 @@ import, which cost more than the rest of the call (benchmarks/cni.py).
 from __future__ import annotations
 
 import _socket
-from collections.abc import Mapping
 
 from cni import errors, jsonio
 from cni.result import Allocation
+
+TYPE_CHECKING = False  # as in cni.config: no `typing` import at run time
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 # The daemon waits up to ~10 s for a missing annotation; leave it room to answer.
 DEFAULT_TIMEOUT = 45.0

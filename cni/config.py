@@ -1,17 +1,19 @@
 """What the runtime handed the plugin: CNI_* environment, CNI_ARGS and the network config on stdin.
 
 Everything is checked here, before the daemon is asked anything, so a bad NAD fails with code 7
-and a runtime bug with code 4, each naming the offending value. Value types are namedtuples, not
-dataclasses, and nothing imports `typing`: the plugin is a new process per call, and those
-imports alone would cost more than the rest of an ADD.
+and a runtime bug with code 4, each naming the offending value. Value types are `Value` classes,
+not dataclasses or namedtuples, and nothing imports `typing` or `collections`: the plugin is a new
+process per call, and those imports alone (with namedtuple's `exec` per class) cost more than the
+rest of an ADD (benchmarks/cni.py).
 """
 
 from __future__ import annotations
 
-from collections import namedtuple
-from collections.abc import Mapping
-
 from cni import errors, jsonio, netconf_rules
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing; type checkers read it as True
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 PLUGIN_TYPE = "kube-ovn"
 DEFAULT_SOCKET = "/run/openvswitch/kube-ovn-daemon.sock"
@@ -20,49 +22,76 @@ COMMANDS = ("ADD", "DEL", "CHECK", "VERSION", "STATUS", "GC")
 MIN_VERSION = {"CHECK": "0.4.0", "STATUS": "1.1.0", "GC": "1.1.0"}
 
 
-class PodRef(namedtuple("PodRef", "namespace name infra_container_id uid", defaults=("", ""))):
+class Value:
+    """Equality, hash and repr over `__slots__`: what namedtuple gave these types, minus its imports."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._values() == other._values()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+
+class PodRef(Value):
     """The pod a call is for, from CNI_ARGS as kubelet/Multus write them."""
 
-    __slots__ = ()
-    namespace: str
-    name: str
-    infra_container_id: str
-    uid: str
+    __slots__ = ("infra_container_id", "name", "namespace", "uid")
+
+    def __init__(self, namespace: str, name: str, infra_container_id: str = "", uid: str = "") -> None:
+        self.namespace = namespace
+        self.name = name
+        self.infra_container_id = infra_container_id
+        self.uid = uid
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.name}"
 
 
-class Environment(namedtuple("Environment", "command container_id netns ifname pod cni_path",
-                             defaults=("",))):
+class Environment(Value):
     """The CNI_* variables of one invocation."""
 
-    __slots__ = ()
-    command: str
-    container_id: str
-    netns: str
-    ifname: str
-    pod: PodRef | None
-    cni_path: str
+    __slots__ = ("cni_path", "command", "container_id", "ifname", "netns", "pod")
+
+    def __init__(self, *, command: str, container_id: str, netns: str, ifname: str, pod: PodRef | None,
+                 cni_path: str = "") -> None:
+        self.command = command
+        self.container_id = container_id
+        self.netns = netns
+        self.ifname = ifname
+        self.pod = pod
+        self.cni_path = cni_path
 
 
-class NetConf(namedtuple("NetConf", "cni_version name provider server_socket routes as_main mtu prev_result",
-                         defaults=(None, None))):
+class NetConf(Value):
     """The parts of the network config this plugin uses.
 
     `as_main` is true for a `type: kube-ovn` NAD (we create the interface), false when we are the
     `ipam` of another plugin (macvlan, host-device, bridge …) and only return addresses.
     """
 
-    __slots__ = ()
-    cni_version: str
-    name: str
-    provider: str
-    server_socket: str
-    routes: tuple[dict[str, str], ...]
-    as_main: bool
-    mtu: int | None
-    prev_result: dict[str, object] | None
+    __slots__ = ("as_main", "cni_version", "mtu", "name", "prev_result", "provider", "routes",
+                 "server_socket")
+
+    def __init__(self, *, cni_version: str, name: str, provider: str, server_socket: str,
+                 routes: tuple[dict[str, str], ...], as_main: bool, mtu: int | None = None,
+                 prev_result: dict[str, object] | None = None) -> None:
+        self.cni_version = cni_version
+        self.name = name
+        self.provider = provider
+        self.server_socket = server_socket
+        self.routes = routes
+        self.as_main = as_main
+        self.mtu = mtu
+        self.prev_result = prev_result
 
 
 def version_tuple(version: str) -> tuple[int, ...]:

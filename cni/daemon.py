@@ -14,6 +14,7 @@ import http.server
 import json
 import logging
 import os
+import queue
 import socketserver
 import threading
 import time
@@ -26,6 +27,7 @@ log = logging.getLogger("multinic_ipam.node")
 
 DEFAULT_SOCKET = "/run/openvswitch/kube-ovn-daemon.sock"
 DEFAULT_WAIT_SECONDS = 10.0
+MAX_CALLS = 256  # CNI calls answered at once (each may wait for annotations); more wait their turn
 POLL_SECONDS = 0.5
 Pod = dict[str, Any]
 
@@ -150,17 +152,56 @@ def _annotated(pod: Pod, request: allocation.Request) -> bool:
                       notes.get(f"{request.provider}.{request.ifname}.kubernetes.io/allocated"))
 
 
-class UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    """`ThreadingHTTPServer` over AF_UNIX: one thread per CNI call, so calls never queue."""
+_Call = tuple[Callable[..., None], tuple[Any, ...]]
 
-    daemon_threads = True
-    block_on_close = False
+
+class CallThreads:
+    """Daemon threads taking calls from a queue; a new one starts only while none is idle, up to
+    `limit`. Daemon threads as `ThreadingMixIn.daemon_threads`: a call still waiting for a client
+    or for annotations never holds up the daemon's exit (a `ThreadPoolExecutor` would join it)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)
+        self._lock = threading.Lock()
+        self._threads = 0
+
+    def submit(self, call: Callable[..., None], *args: Any) -> None:
+        self._calls.put((call, args))
+        if self._idle.acquire(blocking=False):
+            return  # an idle thread takes it
+        with self._lock:
+            if self._threads < self.limit:
+                self._threads += 1
+                threading.Thread(target=self._work, name="node-daemon-call", daemon=True).start()
+
+    def stop(self) -> None:
+        """Let every thread end once it is done with its current call."""
+        with self._lock:
+            for _ in range(self._threads):
+                self._calls.put(None)
+            self._threads = 0
+
+    def _work(self) -> None:
+        while (item := self._calls.get()) is not None:
+            call, args = item
+            call(*args)
+            self._idle.release()
+
+
+class UnixHTTPServer(socketserver.UnixStreamServer):
+    """HTTP over AF_UNIX, each CNI call on a thread of its own from a pool (up to `MAX_CALLS` at
+    once), so a call waiting for annotations never holds up another. Pooled, not a new thread per
+    connection as `ThreadingMixIn` does: starting a thread was half of a call's time in the daemon."""
+
     # socketserver's default backlog is 5: a sixth simultaneous CNI call would get EAGAIN from
     # connect() on a unix socket (no retransmission as with TCP) while accept() catches up.
     request_queue_size = 256
 
     def __init__(self, path: str, responder: Responder) -> None:
         self.responder = responder
+        self.calls = CallThreads(MAX_CALLS)
         parent = os.path.dirname(path)
         if parent:
             os.makedirs(parent, exist_ok=True)
@@ -173,8 +214,20 @@ class UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer)
             os.umask(old_umask)
         os.chmod(path, 0o600)
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.calls.submit(self._answer_call, request, client_address)
+
+    def _answer_call(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+
     def server_close(self) -> None:
         super().server_close()
+        self.calls.stop()
         with contextlib.suppress(OSError):
             os.unlink(self.server_address)
 

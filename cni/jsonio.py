@@ -8,7 +8,9 @@ is missing or its constructor signatures differ (another Python), the `json` mod
 
 from __future__ import annotations
 
-from collections.abc import Callable
+TYPE_CHECKING = False  # as in cni.config: no `typing` import at run time
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 _WHITESPACE = " \t\n\r"
 

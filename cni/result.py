@@ -6,31 +6,36 @@ do not. An IPAM result has no `interfaces`; the `type: kube-ovn` main plugin add
 
 from __future__ import annotations
 
-from collections import namedtuple
-from collections.abc import Mapping, Sequence
-
 from cni import config, errors
 
+TYPE_CHECKING = False  # as in cni.config: no `typing` import at run time
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
-class IPConfig(namedtuple("IPConfig", "address family gateway", defaults=(None,))):
+
+class IPConfig(config.Value):
     """One address with its subnet prefix; `gateway` only where it is this family's default route."""
 
-    __slots__ = ()
-    address: str
-    family: int
-    gateway: str | None
+    __slots__ = ("address", "family", "gateway")
+
+    def __init__(self, address: str, family: int, gateway: str | None = None) -> None:
+        self.address = address
+        self.family = family
+        self.gateway = gateway
 
 
-class Allocation(namedtuple("Allocation", "ips mac routes default_route subnet",
-                            defaults=("", (), False, ""))):
+class Allocation(config.Value):
     """What the node daemon answers for one pod attachment (see docs/internals.md)."""
 
-    __slots__ = ()
-    ips: tuple[IPConfig, ...]
-    mac: str
-    routes: tuple[dict[str, str], ...]
-    default_route: bool
-    subnet: str
+    __slots__ = ("default_route", "ips", "mac", "routes", "subnet")
+
+    def __init__(self, ips: tuple[IPConfig, ...], mac: str = "", routes: tuple[dict[str, str], ...] = (),
+                 default_route: bool = False, subnet: str = "") -> None:
+        self.ips = ips
+        self.mac = mac
+        self.routes = routes
+        self.default_route = default_route
+        self.subnet = subnet
 
     @classmethod
     def from_json(cls, body: Mapping[str, object]) -> Allocation:
@@ -46,13 +51,15 @@ class Allocation(namedtuple("Allocation", "ips mac routes default_route subnet",
                    default_route=bool(body.get("default_route")), subnet=str(body.get("subnet") or ""))
 
 
-class Interface(namedtuple("Interface", "name mac sandbox", defaults=("", ""))):
+class Interface(config.Value):
     """An interface a main plugin created; `sandbox` is the netns path for the container side."""
 
-    __slots__ = ()
-    name: str
-    mac: str
-    sandbox: str
+    __slots__ = ("mac", "name", "sandbox")
+
+    def __init__(self, name: str, mac: str = "", sandbox: str = "") -> None:
+        self.name = name
+        self.mac = mac
+        self.sandbox = sandbox
 
 
 def build(cni_version: str, allocation: Allocation, *, interfaces: Sequence[Interface] = (),

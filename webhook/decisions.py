@@ -58,9 +58,9 @@ class Snapshot:
     """`Facts` from plain lists of pods and StatefulSets."""
 
     def __init__(self, pods: Iterable[Object] = (), statefulsets: Iterable[Object] = ()) -> None:
-        self._pods = {_key(p): p for p in pods}
+        self._pods = {namespaced_name(p): p for p in pods}
         self._tokens = {token_of(p): p for p in self._pods.values() if token_of(p)}
-        self._statefulsets = {_key(s): s for s in statefulsets}
+        self._statefulsets = {namespaced_name(s): s for s in statefulsets}
 
     def pod(self, namespace: str, name: str) -> Object | None:
         return self._pods.get((namespace, name))
@@ -100,11 +100,43 @@ def decide_one(
 ) -> Decision | None:
     """The decision for one IP object, or None to keep it as it is."""
     spec = ip.get("spec") or {}
-    if spec.get("podType") == "StatefulSet" and spec.get("podName"):
+    if _is_statefulset(spec):
         return _statefulset(ip, facts)
     if spec.get("podUID"):
         return _bound(ip, facts)
     return _unbound(ip, facts, expired=_unbound_expired(ip, now, grace, default_grace), deleted=deleted)
+
+
+@dataclass(frozen=True)
+class Lookups:
+    """Every pod (by namespace and name, or by reservation token) and StatefulSet the rules may ask
+    `Facts` about for some IP objects: what a live list must keep to confirm their decisions."""
+
+    pods: frozenset[tuple[str, str]]
+    tokens: frozenset[str]
+    statefulsets: frozenset[tuple[str, str]]
+
+
+def lookups(ips: Iterable[Object]) -> Lookups:
+    pods, tokens, statefulsets = set(), set(), set()
+    for ip in ips:
+        spec = ip.get("spec") or {}
+        if spec.get("podName"):
+            pods.add((spec.get("namespace", ""), spec["podName"]))
+        if token_of(ip):
+            tokens.add(token_of(ip))
+        if _is_statefulset(spec):
+            statefulsets.add(_owner(spec))
+    return Lookups(frozenset(pods), frozenset(tokens), frozenset(statefulsets))
+
+
+def _is_statefulset(spec: Object) -> bool:
+    return spec.get("podType") == "StatefulSet" and bool(spec.get("podName"))
+
+
+def _owner(spec: Object) -> tuple[str, str]:
+    """(namespace, StatefulSet name) of a StatefulSet pod's IP object: the pod name minus `-<ordinal>`."""
+    return spec.get("namespace", ""), spec["podName"].rpartition("-")[0]
 
 
 def _bound(ip: Object, facts: Facts) -> Decision | None:
@@ -144,8 +176,8 @@ def _statefulset(ip: Object, facts: Facts) -> Decision | None:
     """StatefulSet pods keep addresses while the set exists (same UID) and ordinal < replicas; a
     recreated pod of the set is bound to the address its predecessor held."""
     spec = ip.get("spec") or {}
-    namespace, name = spec.get("namespace", ""), spec["podName"]
-    owner = name.rpartition("-")[0]
+    name = spec["podName"]
+    namespace, owner = _owner(spec)
     if not keeps(facts.statefulset(namespace, owner), spec, pools.statefulset_ordinal(name)):
         return _release(ip, f"StatefulSet {namespace}/{owner} no longer has a pod {name}")
     pod = facts.pod(namespace, name)
@@ -203,7 +235,8 @@ def _uid(obj: Object) -> str:
     return (obj.get("metadata") or {}).get("uid", "")
 
 
-def _key(obj: Object) -> tuple[str, str]:
+def namespaced_name(obj: Object) -> tuple[str, str]:
+    """(namespace, name) of a pod or StatefulSet, as the rules look them up."""
     meta = obj.get("metadata") or {}
     return meta.get("namespace", ""), meta.get("name", "")
 

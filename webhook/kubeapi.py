@@ -23,6 +23,9 @@ from webhook import objects
 from webhook.cache import Object
 
 LEASE_PATH = "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+# Items per list request: 10,000 pods come in pieces the API server can serve without one huge
+# answer (pages of one list are one consistent snapshot, joined by the `continue` token).
+LIST_PAGE = 500
 
 
 class ApiError(Exception):
@@ -263,8 +266,17 @@ class KubernetesApi:
             return None
 
     def list(self, kind: str) -> list[Object]:
+        """Every object of `kind` (all namespaces), read in pages of `LIST_PAGE`."""
         path = _ALL_NAMESPACES.get(kind, _PATHS[kind])
-        return list(self._call("GET", path).get("items") or [])
+        items: list[Object] = []
+        token = ""
+        while True:
+            query = {"limit": LIST_PAGE, **({"continue": token} if token else {})}
+            page = self._call("GET", f"{path}?{urllib.parse.urlencode(query)}")
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return items
 
     def read_lease(self, namespace: str, name: str) -> Object | None:
         try:

@@ -6,6 +6,7 @@ import json
 import os
 import stat
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -192,3 +193,33 @@ def test_cached_pod_with_a_per_interface_allocation_is_answered_without_a_read()
     answer = daemon.Responder(pods).answer({**REQUEST, "name": "twice", "ifname": "net2"})
     assert answer["ips"][0]["address"] == "172.17.0.12/16"
     assert pods.reads == 0
+
+
+def _call_threads() -> int:
+    return sum(t.name == "node-daemon-call" and t.is_alive() for t in threading.enumerate())
+
+
+def test_call_threads_are_reused_bounded_and_stopped() -> None:
+    before = _call_threads()
+    threads = daemon.CallThreads(limit=3)
+    done: list[int] = []
+    for index in range(5):  # one after another: the idle thread takes each
+        finished = threading.Event()
+        threads.submit(lambda i, event: (done.append(i), event.set()), index, finished)
+        assert finished.wait(5)
+    assert _call_threads() - before == 1
+    gate = threading.Event()
+    for index in range(5):  # at once, each blocking: at most 3 threads, the rest wait their turn
+        threads.submit(lambda i: (gate.wait(5), done.append(i)), 10 + index)
+    time.sleep(0.2)
+    assert _call_threads() - before == 3 and len(done) == 5
+    gate.set()
+    deadline = time.monotonic() + 5
+    while len(done) < 10 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sorted(done) == [0, 1, 2, 3, 4, 10, 11, 12, 13, 14]
+    threads.stop()
+    deadline = time.monotonic() + 5
+    while _call_threads() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _call_threads() == before

@@ -131,3 +131,7 @@ def test_config_errors_name_the_pod() -> None:
     code, out = call("ADD", conf, pod="web-1")
     assert code == 1 and out is not None and out["code"] == 7
     assert out["msg"].startswith("pod default/web-1: ipam.provider None must be")
+
+
+def test_environ_without_os_decodes_like_os_environ() -> None:
+    assert plugin.environ() == dict(os.environ)

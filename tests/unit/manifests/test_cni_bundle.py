@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import subprocess
 import sys
@@ -40,7 +41,8 @@ def test_bundle_holds_only_the_plugin_modules(tmp_path: Path) -> None:
     assert "cni/plugin.py" in names
     assert "cni/daemon.py" not in names  # the daemon needs kubernetes; it stays out
     assert all(name == "__main__.py" or name.startswith("cni/") for name in names)
-    assert target.read_bytes().startswith(b"#!/usr/bin/env -S python3 -S\n")
+    first_line = f"#!{SYSTEM_PYTHON} -ISc{install_cni.ENTRY_COMMAND}\n"
+    assert target.read_bytes().startswith(first_line.encode())
 
 
 def test_a_plugin_module_importing_a_third_party_package_is_refused(
@@ -74,3 +76,51 @@ def test_command_refuses_a_folder_as_output(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert f"{tmp_path} is a folder" in done.stderr
+
+
+def test_bundle_runs_through_its_own_first_line(tmp_path: Path) -> None:
+    """As the runtime runs it: exec of the file, whose `-c` line puts the file itself on sys.path."""
+    target = tmp_path / "kube-ovn"
+    install_cni.build(target)
+    done = subprocess.run([str(target)], env={"CNI_COMMAND": "VERSION", "PATH": "/usr/bin:/bin"},
+                          input='{"cniVersion": "0.4.0"}', capture_output=True, text=True, cwd=tmp_path,
+                          check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["cniVersion"] == "0.4.0"
+    assert len(target.read_bytes().split(b"\n", 1)[0]) <= install_cni.MAX_FIRST_LINE
+
+
+@pytest.mark.parametrize(("python", "why"), [
+    ("python3", "absolute path"), ("/opt/my python/bin/python3", "spaces"),
+    ("/" + "p" * 40 + "/bin/python3", "longer than 127")])
+def test_an_unusable_python_path_is_refused(tmp_path: Path, python: str, why: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "webhook.cli", "install-cni", "--output", str(tmp_path / "kube-ovn"),
+         "--python", python], capture_output=True, text=True, check=False)
+    assert done.returncode == 1
+    assert why in done.stderr and not (tmp_path / "kube-ovn").exists()
+
+
+def test_the_ipam_call_path_imports_nothing_heavy(tmp_path: Path) -> None:
+    """What made a call slow before: runpy (running the zip as a script), os, collections, typing,
+    json/re/enum, socket.py, http.client, __future__ (applied at build time). The plugin's IPAM
+    path loads none of them."""
+    target = tmp_path / "kube-ovn"
+    install_cni.build(target)
+    probe = ("import sys;sys.path.insert(0,sys.argv[1]);import cni.plugin, cni.client, cni.config;"
+             "import cni.result;print(' '.join(sorted(sys.modules)))")
+    done = subprocess.run([SYSTEM_PYTHON, "-I", "-S", "-c", probe, str(target)], capture_output=True,
+                          text=True, check=True)
+    loaded = set(done.stdout.split())
+    heavy = {"runpy", "os", "collections", "typing", "json", "re", "enum", "socket", "http.client",
+             "importlib.util", "contextlib", "dataclasses", "ipaddress", "subprocess", "__future__"}
+    assert "cni.plugin" in loaded
+    assert not heavy & loaded, sorted(heavy & loaded)
+
+
+def test_bundled_bytecode_keeps_annotations_lazy_without_importing_future() -> None:
+    source = "from __future__ import annotations\n\ndef f(x: Undefined) -> None:\n    pass\n"
+    namespace: dict = {}
+    exec(marshal.loads(install_cni.bytecode(source, "cni/x.py")[16:]), namespace)
+    assert namespace["f"].__annotations__ == {"x": "Undefined", "return": "None"}
+    assert "annotations" not in namespace

@@ -140,7 +140,7 @@ def test_statuses_become_the_store_s_exceptions(server: Server) -> None:
     server.answers[("PATCH", "/apis/kubeovn.io/v1/ips/a")] = (409, {"message": "changed"})
     server.answers[("DELETE", "/apis/kubeovn.io/v1/ips/a")] = (404, {"message": "not found"})
     server.answers[("GET", "/apis/kubeovn.io/v1/ips/gone")] = (404, {"message": "not found"})
-    server.answers[("GET", "/apis/kubeovn.io/v1/ips")] = (500, {"message": "etcd is down"})
+    server.answers[("GET", "/apis/kubeovn.io/v1/ips?limit=500")] = (500, {"message": "etcd is down"})
     api = api_for(server.url())
     with pytest.raises(AlreadyExists, match="already exists"):
         api.create_ip({"metadata": {"name": "a"}})
@@ -217,3 +217,14 @@ def test_the_client_library_s_transport_answers_alike(server: Server) -> None:
     assert api.read("ips", "a") == {"ok": True}
     assert api.read("ips", "gone") is None
     assert server.requests[0]["headers"]["authorization"] == "Bearer sekrit"
+
+
+def test_a_list_is_read_in_pages_joined_by_the_continue_token(server: Server) -> None:
+    api = api_for(server.url())
+    first, second = "/api/v1/pods?limit=500", "/api/v1/pods?limit=500&continue=abc%3D%3D"
+    server.answers[("GET", first)] = (200, {"metadata": {"continue": "abc=="},
+                                            "items": [{"metadata": {"name": "a"}}]})
+    server.answers[("GET", second)] = (200, {"metadata": {"continue": ""},
+                                             "items": [{"metadata": {"name": "b"}}]})
+    assert [p["metadata"]["name"] for p in api.list("pods")] == ["a", "b"]
+    assert [r["path"] for r in server.requests] == [first, second]

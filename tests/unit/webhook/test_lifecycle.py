@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from tests.unit.webhook.world import World
 from webhook import lifecycle, objects, ops
+from webhook.kubeapi import ApiError
 from webhook.store import Claim, PodIdentity
 
 MACVLAN = Claim(subnet="macvlan", provider="macvlan.default", interface="net1")
@@ -335,3 +339,83 @@ def test_gc_dry_run_reports_reasons_and_gc_acts(world):
     real = ops.collect_garbage(world.store, dry_run=False, grace=0)
     assert {(d.ip_object, d.done) for d in real} == {(gone, True), (never, True)}
     assert world.api.ips == {}
+
+
+def count(world: World, op: str, name: str | None = None) -> int:
+    return sum(1 for o, n in world.api.calls if o == op and (name is None or n == name))
+
+
+def test_many_releases_are_confirmed_by_one_pod_list_and_deleted_concurrently(world):
+    cycle = leader(world)
+    gone = []
+    for index in range(20):
+        who, name = admit(world, f"scaled-{index}")
+        create_pod(world, who)
+        gone.append(name)
+    lagging, kept = admit(world, "lagging")
+    create_pod(world, lagging)
+    assert cycle.reconcile().bound == 21
+    for index in range(20):
+        world.api.remove(objects.PODS, "default", f"scaled-{index}")
+    world.cache.delete(objects.PODS, world.cache.get(objects.PODS, "lagging", "default"))  # cache lags
+    in_flight, most = [0], [0]
+    lock = threading.Lock()
+
+    def slow_delete(op: str, name: str) -> None:
+        if op == "delete_ip":
+            with lock:
+                in_flight[0] += 1
+                most[0] = max(most[0], in_flight[0])
+            time.sleep(0.02)
+            with lock:
+                in_flight[0] -= 1
+
+    world.api.fail = slow_delete
+    world.api.calls.clear()
+    assert cycle.reconcile().released == 20
+    assert not set(gone) & set(world.api.ips) and kept in world.api.ips  # live list still has "lagging"
+    assert count(world, "list", objects.PODS) == 1
+    assert count(world, "read") == 0 and count(world, "list", objects.STATEFULSETS) == 0
+    assert count(world, "delete_ip") == 20
+    assert 1 < most[0] <= lifecycle.WRITERS
+    cycle.stop()
+
+
+def test_a_statefulset_scale_down_lists_statefulsets_once(world):
+    cycle = leader(world)
+    world.add(objects.STATEFULSETS, {"metadata": {"name": "web", "namespace": "default", "uid": "sts"},
+                                     "spec": {"replicas": 12}})
+    names = [admit(world, f"web-{i}", owner_kind="StatefulSet", owner_uid="sts")[1] for i in range(12)]
+    assert cycle.reconcile().released == 0
+    world.add(objects.STATEFULSETS, {"metadata": {"name": "web", "namespace": "default", "uid": "sts"},
+                                     "spec": {"replicas": 2}})
+    world.api.calls.clear()
+    assert cycle.reconcile().released == 10
+    assert set(world.api.ips) == set(names[:2])
+    assert count(world, "list", objects.STATEFULSETS) == 1 and count(world, "read") == 0
+
+
+def test_a_failed_live_list_keeps_every_release_for_a_later_pass(world, caplog):
+    cycle = leader(world, grace=30)
+    names = [admit(world, f"never-{i}")[1] for i in range(10)]
+    world.now += 31
+    world.api.fail = lambda op, name: ApiError(500, "etcd is down") if op == "list" else None
+    assert cycle.reconcile().released == 0
+    assert set(names) <= set(world.api.ips)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "kept 10 releases for now" in warnings[0]  # once, not per address
+    world.api.fail = lambda op, name: None
+    assert cycle.reconcile().released == 10
+
+
+def test_a_listed_pod_carrying_the_token_turns_a_release_into_a_bind(world):
+    cycle = leader(world, grace=30)
+    who, name = admit(world, "")
+    pod_the_informer_has_not_seen(world, who.token)
+    never = [admit(world, f"never-{i}")[1] for i in range(9)]
+    world.now += 31
+    world.api.calls.clear()
+    result = cycle.reconcile()
+    assert (result.released, result.bound) == (9, 1)
+    assert world.api.ips[name]["spec"]["podUID"] == "u-x1" and not set(never) & set(world.api.ips)
+    assert count(world, "list", objects.PODS) == 1
