@@ -890,9 +890,9 @@ class Store(ClusterView):
         if pool is None:  # not "no free address": there is no pool at all
             return (f"IPPool {claim.ippool}, named by ip_pool, does not exist; create it or list addresses "
                     "like 172.17.0.200,172.17.0.201")
-        return (f"IPPool {claim.ippool}, named by ip_pool, belongs to Subnet "
-                f"{(pool.get('spec') or {}).get('subnet') or '(none)'}, but this attachment draws from Subnet "
-                f"{claim.subnet}; name a pool of that Subnet")
+        owner = (pool.get("spec") or {}).get("subnet") or "(none)"
+        return (f"IPPool {claim.ippool}, named by ip_pool, belongs to Subnet {owner}, but this attachment "
+                f"draws from Subnet {claim.subnet}; name a pool of that Subnet")
 
 
 def _held_by(address: str, holder: Object, subnet: str) -> errors.AddressConflict:
