@@ -2,6 +2,9 @@
 
 Informers (see `webhook.informers`) fill it from list and watch; unit tests fill it by hand.
 Readers never talk to the API server: they ask a `webhook.view.ClusterView` over this cache.
+A `transform` (the server's: `webhook.informers.compact`) is applied to every object on its way in,
+whoever puts it (informers, or the Store with an API server's answer), so nothing held is fatter
+than what readers need.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 Object = dict[str, Any]
 Key = tuple[str, str]  # (namespace, or "" for cluster-scoped objects; name)
 Handler = Callable[[str, Object], None]  # (event: "ADDED" | "MODIFIED" | "DELETED", object)
+Transform = Callable[[str, Object], Object]  # (kind, object as the API server sent it) → what is kept
 
 
 def key_of(obj: Object) -> Key:
@@ -24,12 +28,15 @@ def key_of(obj: Object) -> Key:
 class ObjectCache:
     """Objects by kind (the plural resource name) and (namespace, name), with change handlers."""
 
-    def __init__(self) -> None:
+    def __init__(self, transform: Transform | None = None) -> None:
+        self._transform = transform
         self._lock = threading.RLock()
         self._objects: dict[str, dict[Key, Object]] = defaultdict(dict)
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
 
     def put(self, kind: str, obj: Object) -> None:
+        if self._transform is not None:
+            obj = self._transform(kind, obj)
         with self._lock:
             key = key_of(obj)
             event = "MODIFIED" if key in self._objects[kind] else "ADDED"
