@@ -10,14 +10,15 @@ than what readers need.
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 Object = dict[str, Any]
 Key = tuple[str, str]  # (namespace, or "" for cluster-scoped objects; name)
 Handler = Callable[[str, Object], None]  # (event: "ADDED" | "MODIFIED" | "DELETED", object)
 Transform = Callable[[str, Object], Object]  # (kind, object as the API server sent it) → what is kept
+_T = TypeVar("_T")
 
 
 def key_of(obj: Object) -> Key:
@@ -85,3 +86,36 @@ class ObjectCache:
             present = list(self._objects[kind].values())
         for obj in present:
             handler("ADDED", obj)
+
+
+class Derived(Generic[_T]):
+    """What `compute` makes of an object (a Subnet's parsed spec, a NAD's config), once per version.
+
+    Objects are never changed in place, in the cache or in a review (a change arrives as a new
+    object), so an object's identity names its version and every review of a pod need not parse the
+    same Subnet and NAD again. The memo holds the objects it was computed from, so their ids cannot
+    pass to others, and forgets the least recently used beyond `size`. A `compute` that raises is
+    not remembered: the next call raises the same way.
+    """
+
+    def __init__(self, compute: Callable[..., _T], *, size: int = 256) -> None:
+        self._compute = compute
+        self._size = size
+        self._memo: OrderedDict[tuple[int, tuple], tuple[Any, _T]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, obj: Any, *args: Any) -> _T:
+        """`compute(obj, *args)`, remembered for this `obj` and these (hashable) `args`."""
+        key = (id(obj), args)
+        with self._lock:
+            hit = self._memo.get(key)
+            if hit is not None and hit[0] is obj:
+                self._memo.move_to_end(key)
+                return hit[1]
+        value = self._compute(obj, *args)
+        with self._lock:
+            self._memo[key] = (obj, value)
+            self._memo.move_to_end(key)
+            while len(self._memo) > self._size:
+                self._memo.popitem(last=False)
+        return value
