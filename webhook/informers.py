@@ -349,9 +349,8 @@ def _lines(response: Any) -> Iterator[bytes]:
     """Newline-delimited JSON of a watch response, one event at a time."""
     buffer = b""
     for chunk in response.stream(amt=None, decode_content=True):
-        buffer += chunk
-        while b"\n" in buffer:
-            line, buffer = buffer.split(b"\n", 1)
+        *lines, buffer = (buffer + chunk).split(b"\n")  # one split per chunk, however many events
+        for line in lines:
             if line.strip():
                 yield line
     if buffer.strip():
