@@ -241,6 +241,25 @@ def test_a_late_event_never_rolls_back_a_newer_cached_object(
     assert (cache.get(objects.SUBNETS, "s") or {})["spec"] == {"v": "mine"}
 
 
+def test_the_event_of_a_version_already_cached_is_not_applied_again(
+    fake: FakeApi, make_informers: Callable[..., Any]
+) -> None:
+    cache = ObjectCache()
+    assert make_informers(cache).wait_synced(5)
+    eventually(lambda: fake.watch_count(SUBNETS_PATH) == 1)
+    seen: list[str] = []
+    cache.subscribe(objects.SUBNETS, lambda event, obj: seen.append(f"{event} {obj['metadata']['name']}"))
+    with fake.lock:
+        version = str(fake.version + 1)  # what the create below will be answered with
+    # the store caches the create's answer before the watch event of that version comes
+    cache.put(objects.SUBNETS, {"metadata": {"name": "s", "resourceVersion": version}, "spec": {"v": 1}})
+    fake.put(SUBNETS_PATH, "s", {"v": 1})
+    fake.put(SUBNETS_PATH, "other")
+    eventually(lambda: names(cache) == {"s", "other"})
+
+    assert seen == ["ADDED s", "ADDED other"]
+
+
 # ---- what the cache keeps (the server's transform) ------------------------------------------------
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
