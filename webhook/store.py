@@ -208,9 +208,8 @@ class Store(ClusterView):
         self._broken: dict[str, str] = {}  # subnet → why its spec cannot be used
         self._guard = threading.RLock()
         self._by_identity: dict[tuple[str, str, str, str], set[str]] = defaultdict(set)
-        self._by_token: dict[str, set[str]] = defaultdict(set)
         self._pods_by_token: dict[str, tuple[str, str]] = {}
-        self._indexed: dict[str, tuple[tuple[str, str, str, str] | None, str]] = {}
+        self._indexed: dict[str, tuple[str, str, str, str]] = {}  # IP object name → its identity
         self._applied: dict[str, _Applied] = {}  # IP object name → what the allocators hold for it
         self._pool_subnets: dict[str, str] = {}  # IPPool name → its subnet, to re-split on change
         self._holding: dict[tuple[str, str], set[str]] = {}  # (subnet, address) → IP object names
@@ -315,24 +314,19 @@ class Store(ClusterView):
                         self._hold(state, new)
 
     def _index(self, name: str, ip: Object | None) -> None:
-        """The identity and token indexes of one IP object, as the cache holds it now."""
+        """The identity index of one IP object (a named pod's attachment), as the cache holds it now."""
         with self._guard:
-            old_identity, old_token = self._indexed.pop(name, (None, ""))
-            if old_identity is not None:
-                self._discard(self._by_identity, old_identity, name)
-            if old_token:
-                self._discard(self._by_token, old_token, name)
+            old = self._indexed.pop(name, None)
+            if old is not None:
+                self._discard(self._by_identity, old, name)
             if ip is None:
                 return
             spec = ip.get("spec") or {}
             identity = (spec.get("namespace", ""), spec.get("podName", ""), spec.get("provider", ""),
                         spec.get("interface", ""))
-            token = token_of(ip)
-            self._indexed[name] = (identity if identity[1] else None, token)
             if identity[1]:
+                self._indexed[name] = identity
                 self._by_identity[identity].add(name)
-            if token:
-                self._by_token[token].add(name)
 
     @staticmethod
     def _discard(index: dict, key: object, name: str) -> None:
