@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any, Generic, TypeVar
 
 Object = dict[str, Any]
@@ -119,3 +119,41 @@ class Derived(Generic[_T]):
             while len(self._memo) > self._size:
                 self._memo.popitem(last=False)
         return value
+
+
+class Names:
+    """Object names by key (an address, a MAC, a pod's identity), for the indexes subscribers keep
+    over cached objects, where a key nearly always has one name: a lone name is kept as itself, not
+    in a set of its own (about 220 bytes each, per held address and index). Not thread-safe: its
+    owner's lock guards it."""
+
+    def __init__(self) -> None:
+        self._names: dict[Hashable, str | frozenset[str]] = {}
+
+    def add(self, key: Hashable, name: str) -> None:
+        held = self._names.get(key)
+        if held is None:
+            self._names[key] = name
+        elif isinstance(held, str):
+            if held != name:
+                self._names[key] = frozenset((held, name))
+        else:
+            self._names[key] = held | {name}
+
+    def discard(self, key: Hashable, name: str) -> None:
+        held = self._names.get(key)
+        if held is None or held == name:
+            self._names.pop(key, None)
+        elif not isinstance(held, str) and name in held:
+            rest = held - {name}
+            self._names[key] = next(iter(rest)) if len(rest) == 1 else rest
+
+    def get(self, key: Hashable) -> list[str]:
+        """The names under `key`, sorted (none: empty)."""
+        held = self._names.get(key)
+        if held is None:
+            return []
+        return [held] if isinstance(held, str) else sorted(held)
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._names

@@ -56,3 +56,25 @@ def test_the_least_recently_used_is_forgotten_beyond_size() -> None:
     assert calls == []
     derived(second)
     assert calls == [second]
+
+
+def test_names_keep_one_or_many_names_per_key() -> None:
+    from webhook.cache import Names
+
+    names = Names()
+    names.add("k", "b")
+    names.add("k", "b")  # again: still one
+    assert names.get("k") == ["b"] and "k" in names
+    names.add("k", "a")
+    names.add("k", "c")
+    assert names.get("k") == ["a", "b", "c"]
+    names.discard("k", "b")
+    names.discard("k", "zz")  # not there: nothing changes
+    assert names.get("k") == ["a", "c"]
+    names.discard("k", "a")
+    assert names.get("k") == ["c"]
+    names.discard("k", "other")  # a lone name that is another one stays
+    assert names.get("k") == ["c"]
+    names.discard("k", "c")
+    assert names.get("k") == [] and "k" not in names
+    names.discard("missing", "x")
