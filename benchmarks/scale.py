@@ -5,9 +5,12 @@ Starts the chaos tests' harness (`tests/fixtures/replicas.py`: its own control p
 creates --pods pods (default 10,000) in bursts of --burst (1,000) from --threads threads, each pod
 with one attachment of a /16 Subnet. Then: RSS of each replica (arbiter + worker) per held pod,
 `multinic-ipam check` over everything, and how long a SIGKILLed replica takes to be ready again
-with all of them held.
+with all of them held. Per burst also the CPU milliseconds per pod of both replicas together, of
+the API server and of etcd: unlike pods/s these hardly move with the neighbours' load, so they show
+whether admitting a pod costs more as held addresses grow.
 
 Prints one JSON object: ``{"pods", "burst", "threads", "pods_per_s_per_burst": [...],
+"cpu_ms_per_pod_per_burst": {"replicas": [...], "etcd": [...], "kube-apiserver": [...]},
 "client_p50_ms", "client_p99_ms", "refusals", "distinct_addresses", "rss_mb_per_replica" (and
 "_before" the first pod), "rss_kb_per_pod_per_replica" (total / pods; "_growth": the increase / pods),
 "restart_to_ready_s", "check_ok", "check_violations",
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -49,6 +53,18 @@ def rss_kb(server: WebhookServer) -> int:
     return total
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes (0 for any that is gone)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
@@ -62,9 +78,17 @@ def run(pods: int, burst: int, threads: int) -> dict:
             provider = cluster.network(NAMESPACE, "10.100.0.0/16")
             baseline = [rss_kb(server) for server in cluster.servers]
             rates, latencies, refusals, failed = [], [], Counter(), 0
+            etcd, apiserver = cluster.plane.pids[:2]  # ControlPlane.pids: etcd, kube-apiserver, …
+            groups = {"replicas": [pid for server in cluster.servers
+                                   for pid in [server.process.pid, *server.worker_pids()]],
+                      "etcd": [etcd], "kube-apiserver": [apiserver]}
+            cpu: dict[str, list[float]] = {name: [] for name in groups}
             for first in range(0, pods, burst):
                 names = [f"p{i:05d}" for i in range(first, min(pods, first + burst))]
+                before = {name: cpu_seconds(pids) for name, pids in groups.items()}
                 result = Burst(cluster.kubeconfig, NAMESPACE, names, threads=threads).start().wait()
+                for name, pids in groups.items():
+                    cpu[name].append(round(1e3 * (cpu_seconds(pids) - before[name]) / len(names), 2))
                 rates.append(round(result.pods_per_second, 1))
                 latencies += result.latencies
                 refusals.update(result.refusals)
@@ -85,6 +109,7 @@ def run(pods: int, burst: int, threads: int) -> dict:
             cluster.stop()
     return {
         "pods": pods, "burst": burst, "threads": threads, "pods_per_s_per_burst": rates,
+        "cpu_ms_per_pod_per_burst": cpu,
         "client_p50_ms": round(percentile(latencies, 0.5) * 1000, 1),
         "client_p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
         "client_mean_ms": round(statistics.fmean(latencies) * 1000, 1) if latencies else 0.0,

@@ -88,7 +88,11 @@ class Runtime:
         identity = config.get("IDENTITY")
         self.identity: str = str(identity) if identity else f"{socket.gethostname()}-{os.getpid()}"
         cache = config.get("CACHE")
-        self.cache: ObjectCache = cache if cache is not None else ObjectCache()
+        if cache is None:
+            from webhook.informers import compact
+
+            cache = ObjectCache(transform=compact)
+        self.cache: ObjectCache = cache
         self.view = ClusterView(self.cache)
         self.system_users = _system_users(config.get("SYSTEM_USERS"), in_cluster=self.kubeconfig is None)
         self._api_client: Any = config.get("API_CLIENT")

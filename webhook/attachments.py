@@ -28,7 +28,7 @@ from typing import Protocol, TypeVar
 
 from allocator import annotations as keys
 from allocator import errors, nad, networks
-from webhook.cache import Object
+from webhook.cache import Derived, Object
 from webhook.view import ClusterView
 
 PRIMARY = keys.PRIMARY_PROVIDER
@@ -176,7 +176,7 @@ def _from_nad(
             f"{label}, named in {annotation}, does not exist; create it first or correct the name"
         )
     try:
-        config = nad.parse_nad(selection.namespace, selection.name, _spec(obj))
+        config = _nad_config(obj, selection.namespace, selection.name)
     except nad.EmptySpec:
         if warn is not None:
             warn(
@@ -277,3 +277,9 @@ def _name(obj: Object) -> str:
 def _namespaces(subnet: Object) -> tuple[str, ...]:
     value = _spec(subnet).get("namespaces")
     return tuple(n for n in value if isinstance(n, str)) if isinstance(value, list) else ()
+
+
+# A NAD's config parsed once per version of it, not once per pod review.
+_nad_config: Derived[nad.NadConfig] = Derived(
+    lambda obj, namespace, name: nad.parse_nad(namespace, name, _spec(obj))
+)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -195,7 +196,6 @@ class _Watcher(threading.Thread):
                 query.append(("continue", token))
             body = json.loads(self._get(query, read_timeout=60.0).read())
             for item in body.get("items") or []:
-                _slim(item)
                 item.setdefault("apiVersion", self.resource.api_version)
                 item.setdefault("kind", self.resource.kind)
                 items.append(item)
@@ -237,26 +237,26 @@ class _Watcher(threading.Thread):
             if obj.get("code") == 410:
                 raise Gone(obj.get("message", ""))
             raise ApiError(f"watch error {obj.get('code')}: {obj.get('message')}")
-        _slim(obj)
         if kind in ("ADDED", "MODIFIED"):
-            if not self._older_than_cached(obj):
+            if not self._held_already(obj):
                 self._update(self.cache.put, obj)
         elif kind == "DELETED":
             self._update(self.cache.delete, obj)
         return str((obj.get("metadata") or {}).get("resourceVersion") or version)
 
-    def _older_than_cached(self, obj: Object) -> bool:
-        """Is `obj` an older version than the cached one? The Store puts what it writes into the
+    def _held_already(self, obj: Object) -> bool:
+        """Is `obj` the cached version or an older one? The Store puts what it writes into the
         cache at once (read-your-writes); the watch event of an earlier version arriving after
-        that must not roll the cache back. etcd's resourceVersions are increasing integers;
-        anything else is never judged older."""
+        that must not roll the cache back, and the event of that very version need not be applied
+        (and its subscribers called) a second time. etcd's resourceVersions are increasing
+        integers; anything else is never judged held."""
         meta = obj.get("metadata") or {}
         cached = self.cache.get(self.kind, meta.get("name") or "", meta.get("namespace") or "")
         if cached is None:
             return False
         mine, theirs = str(meta.get("resourceVersion", "")), str((cached.get("metadata") or {}).get(
             "resourceVersion", ""))
-        return mine.isdigit() and theirs.isdigit() and int(mine) < int(theirs)
+        return mine.isdigit() and theirs.isdigit() and int(mine) <= int(theirs)
 
     def _update(self, change: Callable[[str, Any], None], arg: Any) -> None:
         """Apply one change to the cache. The cache stores before it calls its subscribers, so a
@@ -292,20 +292,66 @@ class _Watcher(threading.Thread):
         raise ApiError(f"GET {self.resource.path} answered {response.status}: {text}")
 
 
-def _slim(obj: Object) -> None:
-    """Drop `metadata.managedFields`: nothing here reads it, and it is often half of a pod's size."""
-    meta = obj.get("metadata")
-    if isinstance(meta, dict):
-        meta.pop("managedFields", None)
+# What is read of these kinds besides `metadata` (pods: `decisions.terminated`; StatefulSets:
+# `decisions.keeps`); the rest of their spec and status (containers, volumes, the pod template,
+# conditions …) is not kept. Validation reads the object under review from the request, never these.
+KEPT_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
+    objects.PODS: {"spec": ("restartPolicy",), "status": ("phase",)},
+    objects.STATEFULSETS: {"spec": ("replicas",)},
+}
+# Never read, and `kubectl apply` makes it a second copy of the whole object.
+UNREAD_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+SHARED_MAX = 64  # strings up to this length are interned: kinds, namespaces, subnets, providers …
+
+
+def compact(kind: str, obj: Object) -> Object:
+    """What the cache keeps of `obj` (the server's `ObjectCache` transform): no `managedFields`
+    (often half an object, read by nobody), only the `KEPT_FIELDS` of pods and StatefulSets, and
+    every key and short string interned, so ten thousand pods share one "metadata", one namespace
+    and one Subnet name rather than holding a copy each. A new object: `obj` is left as it was."""
+    kept = KEPT_FIELDS.get(kind)
+    out: Object = {}
+    for key, value in obj.items():
+        if key == "metadata" and isinstance(value, dict):
+            out["metadata"] = _compact_meta(value)
+        elif kept is None or key in ("apiVersion", "kind"):
+            out[sys.intern(key)] = _shared(value)
+        elif key in kept and isinstance(value, dict):
+            out[sys.intern(key)] = {sys.intern(k): _shared(value[k]) for k in kept[key] if k in value}
+    return out
+
+
+def _compact_meta(meta: Object) -> Object:
+    out: Object = {}
+    for key, value in meta.items():
+        if key == "managedFields":
+            continue
+        if key == "annotations" and isinstance(value, dict):
+            out["annotations"] = {
+                sys.intern(k): _shared(v) for k, v in value.items() if k not in UNREAD_ANNOTATIONS
+            }
+        else:
+            out[sys.intern(key)] = _shared(value)
+    return out
+
+
+def _shared(value: Any) -> Any:
+    """`value` rebuilt with interned keys and short strings (JSON: dicts, lists, scalars)."""
+    if isinstance(value, str):
+        return sys.intern(value) if len(value) <= SHARED_MAX else value
+    if isinstance(value, dict):
+        return {sys.intern(k): _shared(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shared(v) for v in value]
+    return value
 
 
 def _lines(response: Any) -> Iterator[bytes]:
     """Newline-delimited JSON of a watch response, one event at a time."""
     buffer = b""
     for chunk in response.stream(amt=None, decode_content=True):
-        buffer += chunk
-        while b"\n" in buffer:
-            line, buffer = buffer.split(b"\n", 1)
+        *lines, buffer = (buffer + chunk).split(b"\n")  # one split per chunk, however many events
+        for line in lines:
             if line.strip():
                 yield line
     if buffer.strip():

@@ -16,6 +16,7 @@ import json
 import select
 import ssl
 import threading
+import time
 import urllib.parse
 from typing import Any, Protocol
 
@@ -26,6 +27,7 @@ LEASE_PATH = "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
 # Items per list request: 10,000 pods come in pieces the API server can serve without one huge
 # answer (pages of one list are one consistent snapshot, joined by the `continue` token).
 LIST_PAGE = 500
+TOKEN_REUSE_SECONDS = 1.0  # how long a token from the configuration's refresh hook is reused
 
 
 class ApiError(Exception):
@@ -126,6 +128,7 @@ class Connections:
         self.user_agent = user_agent
         self.context = _ssl_context(configuration) if self.https else None
         self._local = threading.local()
+        self._auth: tuple[str | None, float] = (None, float("-inf"))  # token, when asked (monotonic)
 
     @classmethod
     def for_client(cls, api_client: Any, *, timeout: float) -> Connections | None:
@@ -148,7 +151,7 @@ class Connections:
         headers = {"Accept": "application/json", "Content-Type": content_type}
         if self.user_agent:
             headers["User-Agent"] = self.user_agent
-        token = (self.configuration.auth_settings().get("BearerToken") or {}).get("value")
+        token = self._token()
         if token:
             headers["Authorization"] = token
         target = self.prefix + path
@@ -172,6 +175,17 @@ class Connections:
             if response.will_close:
                 self._drop()
             return response.status, data
+
+    def _token(self) -> str | None:
+        """The Authorization value, asked of the configuration at most every `TOKEN_REUSE_SECONDS`:
+        its refresh hook reloads the whole kubeconfig (~60 us, twice per admitted pod), and the
+        tokens it refreshes are renewed minutes before they expire."""
+        now = time.monotonic()
+        token, asked = self._auth
+        if now - asked >= TOKEN_REUSE_SECONDS:
+            token = (self.configuration.auth_settings().get("BearerToken") or {}).get("value")
+            self._auth = (token, now)
+        return token
 
     def close(self) -> None:
         """Close this thread's connection (others close when their threads end)."""

@@ -17,7 +17,6 @@ import random
 import secrets
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -27,7 +26,7 @@ from allocator.mac import normalise_mac
 from allocator.subnet import SUBNET_BUCKET as SUBNET_POOL
 from allocator.subnet import PoolDef, Subnet, SubnetSpec
 from webhook import metrics, objects
-from webhook.cache import Object, ObjectCache
+from webhook.cache import Names, Object, ObjectCache
 from webhook.kubeapi import AlreadyExists, Api, ApiError, Conflict, KubernetesApi, NotFound, Unreachable
 from webhook.view import ClusterView
 
@@ -183,7 +182,7 @@ class _SubnetState:
         self.spec = SubnetSpec.parse(name, spec)
         self.allocator = Subnet(self.spec)
         self.lock = threading.RLock()
-        self.mac_refs: dict[str, set[str]] = defaultdict(set)
+        self.mac_refs = Names()  # normalised MAC → the IP objects holding it
 
 
 class Store(ClusterView):
@@ -207,13 +206,12 @@ class Store(ClusterView):
         self._states: dict[str, _SubnetState] = {}
         self._broken: dict[str, str] = {}  # subnet → why its spec cannot be used
         self._guard = threading.RLock()
-        self._by_identity: dict[tuple[str, str, str, str], set[str]] = defaultdict(set)
-        self._by_token: dict[str, set[str]] = defaultdict(set)
+        self._by_identity = Names()  # (namespace, pod, provider, interface) → IP object names
         self._pods_by_token: dict[str, tuple[str, str]] = {}
-        self._indexed: dict[str, tuple[tuple[str, str, str, str] | None, str]] = {}
+        self._indexed: dict[str, tuple[str, str, str, str]] = {}  # IP object name → its identity
         self._applied: dict[str, _Applied] = {}  # IP object name → what the allocators hold for it
         self._pool_subnets: dict[str, str] = {}  # IPPool name → its subnet, to re-split on change
-        self._holding: dict[tuple[str, str], set[str]] = {}  # (subnet, address) → IP object names
+        self._holding = Names()  # (subnet, address) → IP object names
         # Handlers run after the cache lock is released, so events of one object may arrive out
         # of order; each handler re-reads the cache under this lock, so the last one wins.
         self._sync = threading.RLock()
@@ -295,52 +293,37 @@ class Store(ClusterView):
                 return
             if old is not None:
                 del self._applied[name]
-                others = self._holding.get((old.subnet, old.address), set())
-                others.discard(name)
-                if not others:
-                    self._holding.pop((old.subnet, old.address), None)
+                self._holding.discard((old.subnet, old.address), name)
+                others = self._holding.get((old.subnet, old.address))
                 state = self._states.get(old.subnet)
                 if state is not None:
                     with state.lock:
                         self._unhold(state, old)
                         # a hand-made second object of the address keeps it held
-                        for other in sorted(others):
+                        for other in others:
                             self._hold(state, self._applied[other])
             if new is not None:
                 self._applied[name] = new
-                self._holding.setdefault((new.subnet, new.address), set()).add(name)
+                self._holding.add((new.subnet, new.address), name)
                 state = self._states.get(new.subnet)
                 if state is not None:
                     with state.lock:
                         self._hold(state, new)
 
     def _index(self, name: str, ip: Object | None) -> None:
-        """The identity and token indexes of one IP object, as the cache holds it now."""
+        """The identity index of one IP object (a named pod's attachment), as the cache holds it now."""
         with self._guard:
-            old_identity, old_token = self._indexed.pop(name, (None, ""))
-            if old_identity is not None:
-                self._discard(self._by_identity, old_identity, name)
-            if old_token:
-                self._discard(self._by_token, old_token, name)
+            old = self._indexed.pop(name, None)
+            if old is not None:
+                self._by_identity.discard(old, name)
             if ip is None:
                 return
             spec = ip.get("spec") or {}
             identity = (spec.get("namespace", ""), spec.get("podName", ""), spec.get("provider", ""),
                         spec.get("interface", ""))
-            token = token_of(ip)
-            self._indexed[name] = (identity if identity[1] else None, token)
             if identity[1]:
-                self._by_identity[identity].add(name)
-            if token:
-                self._by_token[token].add(name)
-
-    @staticmethod
-    def _discard(index: dict, key: object, name: str) -> None:
-        names = index.get(key)
-        if names is not None:
-            names.discard(name)
-            if not names:
-                del index[key]
+                self._indexed[name] = identity
+                self._by_identity.add(identity, name)
 
     def _on_pod(self, event: str, pod: Object) -> None:
         meta = pod.get("metadata") or {}
@@ -370,7 +353,7 @@ class Store(ClusterView):
             except errors.AddressConflict:  # a guess of this process loses to the object
                 alloc.release_mac(held.mac)
                 alloc.mark_mac_held(held.owner, held.mac)
-            state.mac_refs[held.mac].add(held.name)
+            state.mac_refs.add(held.mac, held.name)
 
     def _unhold(self, state: _SubnetState, held: _Applied) -> None:
         alloc = state.allocator
@@ -379,11 +362,9 @@ class Store(ClusterView):
                 alloc.release(held.address)
         if not held.mac:
             return
-        refs = state.mac_refs.get(held.mac)
-        if refs is not None:
-            refs.discard(held.name)
-            if not refs:
-                del state.mac_refs[held.mac]
+        if held.mac in state.mac_refs:
+            state.mac_refs.discard(held.mac, held.name)
+            if held.mac not in state.mac_refs:
                 alloc.release_mac(held.mac)
 
     # ---- lookups --------------------------------------------------------------------------------
@@ -446,7 +427,7 @@ class Store(ClusterView):
     def identity_objects(self, namespace: str, pod: str, provider: str, interface: str) -> list[Object]:
         """IP objects of an earlier incarnation of a named pod's attachment (StatefulSet reuse)."""
         with self._guard:
-            names = sorted(self._by_identity.get((namespace, pod, provider, interface), ()))
+            names = self._by_identity.get((namespace, pod, provider, interface))
         return [ip for ip in (self.ip_object(n) for n in names) if ip is not None]
 
     def pod_for_token(self, token: str) -> Object | None:
@@ -697,7 +678,7 @@ class Store(ClusterView):
 
     def _mac_passes_to(self, state: _SubnetState, pod: PodIdentity, mac: str) -> bool:
         """A MAC held only by IP objects of an earlier pod of this name passes to the new pod."""
-        names = state.mac_refs.get(_normal_mac(mac), ())
+        names = state.mac_refs.get(_normal_mac(mac))
         holders = [self.ip_object(name) for name in names]
         return bool(holders) and all(h is not None and self._may_take_over(pod, h) for h in holders)
 

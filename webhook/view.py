@@ -6,12 +6,11 @@ Validation and mutation ask these; they never list the API server on a request's
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
 
 from allocator.errors import AllocatorError
 from allocator.mac import normalise_mac
 from webhook import objects
-from webhook.cache import Object, ObjectCache
+from webhook.cache import Names, Object, ObjectCache
 
 MacKey = tuple[str, str]  # (Subnet name, normalised MAC)
 
@@ -95,13 +94,13 @@ class _MacIndex:
     def __init__(self, cache: ObjectCache) -> None:
         self._cache = cache
         self._lock = threading.Lock()
-        self._names: dict[MacKey, set[str]] = defaultdict(set)
+        self._names = Names()  # (Subnet, MAC) → IP object names
         self._key_of: dict[str, MacKey] = {}
         cache.subscribe(objects.IPS, self._on_ip)
 
     def holders(self, subnet: str, mac: str) -> list[Object]:
         with self._lock:
-            names = sorted(self._names.get((subnet, mac), ()))
+            names = self._names.get((subnet, mac))
         found = []
         for name in names:
             obj = self._cache.get(objects.IPS, name)
@@ -116,13 +115,10 @@ class _MacIndex:
             key = _mac_key(current) if current is not None else None
             old = self._key_of.pop(name, None)
             if old is not None and old != key:
-                names = self._names[old]
-                names.discard(name)
-                if not names:
-                    del self._names[old]
+                self._names.discard(old, name)
             if key is not None:
                 self._key_of[name] = key
-                self._names[key].add(name)
+                self._names.add(key, name)
 
 
 def _mac_key(ip: Object) -> MacKey | None:

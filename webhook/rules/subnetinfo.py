@@ -9,6 +9,7 @@ than refused: a pod must not be blamed for a Subnet it did not write.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import netaddr
@@ -16,6 +17,7 @@ import netaddr
 from allocator import annotations as keys
 from allocator.errors import AllocatorError
 from allocator.subnet import SubnetSpec, usable_bounds
+from webhook.cache import Derived
 from webhook.rules import common
 
 PRIMARY = keys.PRIMARY_PROVIDER
@@ -37,6 +39,11 @@ class SubnetInfo:
 
     @classmethod
     def of(cls, obj: Any) -> SubnetInfo:
+        """The Subnet `obj` read leniently; once per version of it (each pod review asks)."""
+        return _read(obj)
+
+    @classmethod
+    def read(cls, obj: Any) -> SubnetInfo:
         body = common.spec(obj)
         networks = []
         for part in common.text(body.get("cidrBlock")).split(","):
@@ -73,11 +80,15 @@ class SubnetInfo:
     def network_for(self, address: netaddr.IPAddress) -> netaddr.IPNetwork | None:
         return next((n for n in self.networks if n.version == address.version and address in n), None)
 
-    @property
+    @cached_property
     def spec(self) -> SubnetSpec | None:
         """The Subnet as the allocator reads it (its rules: `SubnetSpec.why_unusable`, families),
-        or None when it does not parse; then the store refuses pods of it with the reason."""
+        or None when it does not parse; then the store refuses pods of it with the reason.
+        Parsed on first use, once per `SubnetInfo`."""
         try:
             return SubnetSpec.parse(self.name, self.raw)
         except AllocatorError:
             return None
+
+
+_read: Derived[SubnetInfo] = Derived(SubnetInfo.read)

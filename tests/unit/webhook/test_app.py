@@ -425,6 +425,11 @@ def test_create_app_without_config_reads_the_environment(monkeypatch: pytest.Mon
     assert runtime.kubeconfig == "/nonexistent/kubeconfig"
     assert runtime.identity == "7"
     assert runtime.system_users == frozenset({"system:serviceaccount:kube-system:ipam", "ops"})
+    # its own cache keeps only what the webhook reads (informers.compact)
+    runtime.cache.put(objects.PODS, {"metadata": {"name": "p", "namespace": "n", "managedFields": [{}]},
+                                     "spec": {"containers": [{"name": "c"}], "restartPolicy": "Always"}})
+    assert runtime.cache.get(objects.PODS, "p", "n") == {
+        "metadata": {"name": "p", "namespace": "n"}, "spec": {"restartPolicy": "Always"}}
 
 
 def test_service_account_user_comes_from_the_token(tmp_path: Path) -> None:

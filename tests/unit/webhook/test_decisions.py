@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webhook import decisions, objects
+from webhook import decisions, informers, objects
 from webhook.decisions import Bind, Release, Snapshot
 from webhook.store import GRACE_ANNOTATION, RESERVED_AT_ANNOTATION
 
@@ -78,6 +78,26 @@ CASES = [
                          ids=[c[0] for c in CASES])
 def test_decide(ip_object: dict, pods: list, sets: list, expected: decisions.Decision | None) -> None:
     found = decisions.decide([ip_object], Snapshot(pods, sets), now=NOW, default_grace=GRACE)
+    assert found == ([] if expected is None else [expected])
+
+
+def _as_served(obj: dict) -> dict:
+    """`obj` with the spec and status an API server adds that no rule reads."""
+    return {**obj, "metadata": {**obj["metadata"], "managedFields": [{"manager": "kubelet"}]},
+            "spec": {**obj.get("spec", {}), "containers": [{"name": "c", "image": "alpine"}],
+                     "template": {"spec": {"containers": []}}},
+            "status": {**obj.get("status", {}), "conditions": [{"type": "Ready", "status": "True"}]}}
+
+
+@pytest.mark.parametrize(("ip_object", "pods", "sets", "expected"), [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_decide_the_same_on_what_the_servers_cache_keeps(
+        ip_object: dict, pods: list, sets: list, expected: decisions.Decision | None) -> None:
+    """The cache keeps only part of pods and StatefulSets (`informers.compact`): enough for every rule."""
+    kept_pods = [informers.compact(objects.PODS, _as_served(p)) for p in pods]
+    kept_sets = [informers.compact(objects.STATEFULSETS, _as_served(s)) for s in sets]
+    kept_ip = informers.compact(objects.IPS, ip_object)
+    found = decisions.decide([kept_ip], Snapshot(kept_pods, kept_sets), now=NOW, default_grace=GRACE)
     assert found == ([] if expected is None else [expected])
 
 

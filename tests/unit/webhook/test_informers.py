@@ -70,7 +70,7 @@ def test_list_fills_the_cache_and_reports_synced(fake: FakeApi, make_informers: 
 def test_managed_fields_are_not_kept(fake: FakeApi, make_informers: Callable[..., Any]) -> None:
     fake.put(SUBNETS_PATH, "listed")
     fake.objects[SUBNETS_PATH]["listed"]["metadata"]["managedFields"] = [{"manager": "kubectl"}]
-    cache = ObjectCache()
+    cache = ObjectCache(transform=informers.compact)  # as the server builds its cache
     assert make_informers(cache).wait_synced(5)
     eventually(lambda: fake.watch_count(SUBNETS_PATH) == 1)
     with fake.lock:
@@ -239,3 +239,99 @@ def test_a_late_event_never_rolls_back_a_newer_cached_object(
     eventually(lambda: names(cache) == {"s", "other"})
 
     assert (cache.get(objects.SUBNETS, "s") or {})["spec"] == {"v": "mine"}
+
+
+def test_the_event_of_a_version_already_cached_is_not_applied_again(
+    fake: FakeApi, make_informers: Callable[..., Any]
+) -> None:
+    cache = ObjectCache()
+    assert make_informers(cache).wait_synced(5)
+    eventually(lambda: fake.watch_count(SUBNETS_PATH) == 1)
+    seen: list[str] = []
+    cache.subscribe(objects.SUBNETS, lambda event, obj: seen.append(f"{event} {obj['metadata']['name']}"))
+    with fake.lock:
+        version = str(fake.version + 1)  # what the create below will be answered with
+    # the store caches the create's answer before the watch event of that version comes
+    cache.put(objects.SUBNETS, {"metadata": {"name": "s", "resourceVersion": version}, "spec": {"v": 1}})
+    fake.put(SUBNETS_PATH, "s", {"v": 1})
+    fake.put(SUBNETS_PATH, "other")
+    eventually(lambda: names(cache) == {"s", "other"})
+
+    assert seen == ["ADDED s", "ADDED other"]
+
+
+# ---- what the cache keeps (the server's transform) ------------------------------------------------
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def full_pod(name: str = "web") -> dict[str, Any]:
+    """A pod as the API server sends it, with much that nothing here reads."""
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": name, "namespace": "default", "uid": f"uid-{name}", "resourceVersion": "42",
+            "generateName": "web-", "creationTimestamp": "2026-11-30T16:36:21Z",
+            "deletionTimestamp": "2026-11-30T16:40:00Z", "deletionGracePeriodSeconds": 30,
+            "labels": {"app": "web"}, "finalizers": ["example.com/keep"],
+            "annotations": {objects.RESERVATION_ANNOTATION: "t1", "k8s.v1.cni.cncf.io/networks": "net",
+                            LAST_APPLIED: '{"kind": "Pod", "spec": {"containers": []}}'},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web",
+                                 "uid": "rs-1", "controller": True}],
+            "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}],
+        },
+        "spec": {"containers": [{"name": "c", "image": "alpine"}], "restartPolicy": "Never",
+                 "nodeName": "n1", "volumes": [{"name": "v", "emptyDir": {}}]},
+        "status": {"phase": "Failed", "conditions": [{"type": "Ready", "status": "False"}],
+                   "podIP": "10.0.0.7"},
+    }
+
+
+def test_compact_keeps_of_a_pod_its_metadata_restart_policy_and_phase() -> None:
+    pod = full_pod()
+    meta = {k: v for k, v in pod["metadata"].items() if k != "managedFields"}
+    meta["annotations"] = {k: v for k, v in meta["annotations"].items() if k != LAST_APPLIED}
+
+    assert informers.compact(objects.PODS, pod) == {
+        "apiVersion": "v1", "kind": "Pod", "metadata": meta,
+        "spec": {"restartPolicy": "Never"}, "status": {"phase": "Failed"},
+    }
+    assert pod == full_pod()  # a new object; the one given is left as it was
+
+
+def test_compact_keeps_of_a_statefulset_its_replicas() -> None:
+    sts = {"kind": "StatefulSet", "metadata": {"name": "db", "uid": "s1", "managedFields": []},
+           "spec": {"replicas": 3, "template": {"spec": {"containers": [{"name": "c"}]}}},
+           "status": {"replicas": 3}}
+    assert informers.compact(objects.STATEFULSETS, sts) == {
+        "kind": "StatefulSet", "metadata": {"name": "db", "uid": "s1"}, "spec": {"replicas": 3}}
+
+
+@pytest.mark.parametrize("kind", [objects.IPS, objects.SUBNETS, objects.IPPOOLS, objects.NADS])
+def test_compact_keeps_everything_of_other_kinds_but_managed_fields(kind: str) -> None:
+    obj = {"kind": "X", "metadata": {"name": "a", "labels": {"l": "v"}, "managedFields": [{}]},
+           "spec": {"subnet": "s", "list": [{"a": 1}, "x" * 100]}, "status": {"v4usingIPs": 3}}
+    expected = {**obj, "metadata": {"name": "a", "labels": {"l": "v"}}}
+    assert informers.compact(kind, obj) == expected
+
+
+def test_compact_shares_keys_and_short_strings_between_objects() -> None:
+    import json
+
+    one, two = (informers.compact(objects.PODS, json.loads(json.dumps(full_pod(n)))) for n in ("a", "b"))
+    assert one["metadata"]["namespace"] is two["metadata"]["namespace"]
+    key_one = next(k for k in one["metadata"] if k == "namespace")
+    key_two = next(k for k in two["metadata"] if k == "namespace")
+    assert key_one is key_two
+
+
+def test_a_cache_with_a_transform_stores_and_reports_what_it_keeps() -> None:
+    cache = ObjectCache(transform=informers.compact)
+    seen: list[dict[str, Any]] = []
+    cache.subscribe(objects.PODS, lambda _event, obj: seen.append(obj))
+
+    cache.put(objects.PODS, full_pod())  # as the Store puts an API server's answer
+
+    held = cache.get(objects.PODS, "web", "default")
+    assert held is not None and held["spec"] == {"restartPolicy": "Never"}
+    assert seen == [held] and seen[0] is held

@@ -16,6 +16,7 @@ import pytest
 from kubernetes import client
 
 from certs.generate import write_certificates
+from webhook import kubeapi
 from webhook.kubeapi import (
     AlreadyExists,
     ApiError,
@@ -123,16 +124,24 @@ def test_threads_get_their_own_connections(server: Server) -> None:
     assert len({r["port"] for r in server.requests}) == 3
 
 
-def test_a_refreshed_token_is_sent_from_the_next_call_on(server: Server) -> None:
-    tokens = iter(["Bearer one", "Bearer two"])
+def test_a_refreshed_token_is_sent_once_the_reuse_period_is_over(
+        server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    tokens = iter(["Bearer one", "Bearer two", "Bearer three"])
+    asked = []
 
     def refresh(configuration: client.Configuration) -> None:
+        asked.append(1)
         configuration.api_key["authorization"] = next(tokens)
 
     api = api_for(server.url(), api_key={"authorization": "Bearer zero"}, refresh_api_key_hook=refresh)
     api.read("ips", "a")
-    api.read("ips", "b")
-    assert [r["headers"]["authorization"] for r in server.requests] == ["Bearer one", "Bearer two"]
+    api.read("ips", "b")  # within the period: the hook (a kubeconfig reload) is not asked again
+    monkeypatch.setattr(kubeapi, "TOKEN_REUSE_SECONDS", 0.0)
+    api.read("ips", "c")  # the period is over: asked at every call
+    api.read("ips", "d")
+    sent = [r["headers"]["authorization"] for r in server.requests]
+    assert sent == ["Bearer one", "Bearer one", "Bearer two", "Bearer three"]
+    assert len(asked) == 3
 
 
 def test_statuses_become_the_store_s_exceptions(server: Server) -> None:
