@@ -120,14 +120,35 @@ class Lookups:
 def lookups(ips: Iterable[Object]) -> Lookups:
     pods, tokens, statefulsets = set(), set(), set()
     for ip in ips:
-        spec = ip.get("spec") or {}
-        if spec.get("podName"):
-            pods.add((spec.get("namespace", ""), spec["podName"]))
-        if token_of(ip):
-            tokens.add(token_of(ip))
-        if _is_statefulset(spec):
-            statefulsets.add(_owner(spec))
+        pod, token, statefulset = looked_up(ip)
+        if pod:
+            pods.add(pod)
+        if token:
+            tokens.add(token)
+        if statefulset:
+            statefulsets.add(statefulset)
     return Lookups(frozenset(pods), frozenset(tokens), frozenset(statefulsets))
+
+
+def looked_up(ip: Object) -> tuple[tuple[str, str] | None, str, tuple[str, str] | None]:
+    """What the rules may ask `Facts` about for one IP object: its pod by (namespace, name) (None
+    without a name), by reservation token ("" without one), its StatefulSet (None if not one's).
+    A decision can only change when one of these, the object itself or the time does."""
+    spec = ip.get("spec") or {}
+    pod = (spec.get("namespace", ""), spec["podName"]) if spec.get("podName") else None
+    return pod, token_of(ip), _owner(spec) if _is_statefulset(spec) else None
+
+
+def grace_ends(
+    ip: Object, *, grace: float | None = None, default_grace: float = DEFAULT_GRACE
+) -> float | None:
+    """When an unbound reservation's grace period ends (a pass after it may release it); None for
+    objects no grace period applies to (bound, or a StatefulSet's)."""
+    spec = ip.get("spec") or {}
+    if _is_statefulset(spec) or spec.get("podUID"):
+        return None
+    reserved, period = _grace(ip, grace, default_grace)
+    return reserved + period
 
 
 def _is_statefulset(spec: Object) -> bool:
@@ -205,6 +226,12 @@ def terminated(pod: Object) -> bool:
 
 
 def _unbound_expired(ip: Object, now: float, grace: float | None, default_grace: float) -> bool:
+    reserved, period = _grace(ip, grace, default_grace)
+    return now - reserved > period
+
+
+def _grace(ip: Object, grace: float | None, default_grace: float) -> tuple[float, float]:
+    """(when the reservation was made, its grace period in seconds)."""
     meta = ip.get("metadata") or {}
     annotations = meta.get("annotations") or {}
     stamp = annotations.get(RESERVED_AT_ANNOTATION)
@@ -217,7 +244,7 @@ def _unbound_expired(ip: Object, now: float, grace: float | None, default_grace:
             grace = float(annotations.get(GRACE_ANNOTATION) or default_grace)
         except ValueError:
             grace = default_grace
-    return now - reserved > grace
+    return reserved, grace
 
 
 def _release(ip: Object, reason: str) -> Release:

@@ -6,6 +6,11 @@ deletes guarded by the resourceVersion decided on, made only once the same rules
 reads, so a late release can never take an address from a pod that was just given it (a recreated
 StatefulSet pod relabels its objects first, which moves the version).
 
+Passes are incremental: one decides only the IP objects `webhook.changes.Changes` names (changed
+since the last pass, or whose pod, StatefulSet or grace deadline did), so its cost follows what
+changed, not how many addresses are held. A full pass over every IP object runs on taking the
+Lease, after a failed pass and every `FULL_INTERVAL` seconds, as a safety net.
+
 A pass with many releases (a scale-down) confirms them all against one paged live list of pods (and
 of StatefulSets when some are theirs) instead of a read per address, and writes from a few threads
 at once, so a thousand released pods free their addresses in seconds, not minutes.
@@ -31,6 +36,7 @@ from dataclasses import dataclass
 from allocator.errors import AllocatorError
 from webhook import decisions, metrics, objects
 from webhook.cache import Object
+from webhook.changes import Changes
 from webhook.kubeapi import AlreadyExists, Api, ApiError, Conflict, NotFound
 from webhook.store import (  # noqa: F401 (GRACE_*, DEFAULT_GRACE, grace_from_env: re-exported)
     DEFAULT_GRACE,
@@ -52,6 +58,7 @@ DELETED_LIMIT = 20_000  # tokens of deleted pods remembered at most (~2 MB); the
 # than a read per address (and a read plus a delete each, one after another, bounded a scale-down).
 CONFIRM_BY_LIST_AT = 8
 WRITERS = 8  # binds and deletes of one pass in flight at once, each thread on its own connection
+FULL_INTERVAL = 30.0  # seconds between two full passes at most (the incremental ones decide the rest)
 
 
 class _Unsure(Exception):  # noqa: N818 (a reason to wait, not an error)
@@ -64,7 +71,8 @@ class Pass:
 
     bound: int = 0
     released: int = 0
-    kept: int = 0
+    kept: int = 0  # of the objects decided (every one in a full pass, only the changed ones otherwise)
+    full: bool = False
 
 
 @dataclass(frozen=True)
@@ -123,6 +131,7 @@ class Lifecycle:
         status_interval: float = 3.0,
         grace: float | None = None,
         clock: Callable[[], float] = time.time,
+        full_interval: float = FULL_INTERVAL,
     ) -> None:
         self.store = store
         self.api = store.api
@@ -143,7 +152,10 @@ class Lifecycle:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._writers: ThreadPoolExecutor | None = None
+        self.full_interval = full_interval
+        self._last_full: float | None = None  # None: the next pass is a full one
         self.deleted = DeletedPods(keep=self.grace, clock=clock)
+        self.changes = Changes(store.cache, deadline=self._grace_ends)
         store.cache.subscribe(objects.PODS, self._on_pod)
 
     # ---- running ----------------------------------------------------------------------------
@@ -183,6 +195,8 @@ class Lifecycle:
     def step(self) -> Pass | None:
         """One round: keep or take the Lease; as leader, reconcile and maybe write Subnet status."""
         if not self.acquire():
+            self._last_full = None  # whoever leads decides over everything first
+            self.changes.take(self.clock())  # nothing piles up while another replica leads
             return None
         result = self.reconcile()
         if self.clock() - self._last_status >= self.status_interval:
@@ -195,6 +209,7 @@ class Lifecycle:
             token = ((pod.get("metadata") or {}).get("annotations") or {}).get(objects.RESERVATION_ANNOTATION)
             if token:
                 self.deleted.add(token)  # every replica: whichever leads next may release at once
+        self.changes.pod_changed(pod)  # after `deleted` has its token: the pass that decides sees it
         if event == "DELETED" or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             self._wake.set()
         elif token_of(pod) and self.leader:
@@ -263,13 +278,33 @@ class Lifecycle:
     # ---- binding and releasing --------------------------------------------------------------
 
     @metrics.timed_gc_pass
-    def reconcile(self) -> Pass:
-        """One pass over every cached IP object: decide, then act."""
-        ips = self.store.ip_objects()
-        outcomes = self.act(self.decide(ips))
+    def reconcile(self, *, full: bool | None = None) -> Pass:
+        """One pass: decide over the IP objects that changed (`full`: over every one; None: when
+        one is due), then act. Decisions not carried out are decided again next pass."""
+        now = self.clock()
+        if full is None:
+            full = self._last_full is None or now - self._last_full >= self.full_interval
+        changed = self.changes.take(now)
+        if full:
+            ips = self.store.ip_objects()
+            self._last_full = now
+        else:
+            ips = [ip for ip in map(self.store.ip_object, sorted(changed)) if ip is not None]
+        try:
+            planned = self.decide(ips)
+            outcomes = self.act(planned)
+        except BaseException:
+            self._last_full = None  # what was taken is not lost: the next pass decides over all
+            raise
+        self.changes.again(o.planned.ip_name for o in outcomes if o.done is None)
+        decided = {d.ip_name for d in planned}
+        self.changes.scheduled(ip for ip in ips if ip["metadata"]["name"] not in decided)
         bound = sum(isinstance(o.done, decisions.Bind) for o in outcomes)
         released = sum(isinstance(o.done, decisions.Release) for o in outcomes)
-        return Pass(bound=bound, released=released, kept=len(ips) - bound - released)
+        return Pass(bound=bound, released=released, kept=len(ips) - bound - released, full=full)
+
+    def _grace_ends(self, ip: Object) -> float | None:
+        return decisions.grace_ends(ip, grace=self.grace_override, default_grace=self.grace)
 
     def decide(self, ips: list[Object] | None = None) -> list[decisions.Decision]:
         """What the cache calls for now (`ips`: the cached IP objects unless given); writes nothing."""

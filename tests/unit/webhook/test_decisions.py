@@ -145,3 +145,28 @@ def test_decide_keeps_order_and_leaves_out_kept_objects() -> None:
     found = decisions.decide(ips, Snapshot([pod("b", uid="ub", token="tb")]), now=NOW)
     assert [d.ip_name for d in found] == ["macvlan.a", "macvlan.c"]
 
+
+
+@pytest.mark.parametrize(("case", "ip_object", "pods", "sets", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_a_decision_changes_only_with_what_looked_up_names(case, ip_object, pods, sets, expected) -> None:
+    """The Lifecycle's incremental passes decide again only when these change: the pods and
+    StatefulSets not named are irrelevant to the decision."""
+    pod_key, token, statefulset_key = decisions.looked_up(ip_object)
+    relevant_pods = [p for p in pods if decisions.namespaced_name(p) == pod_key or
+                     decisions.token_of(p) == token]
+    relevant_sets = [s for s in sets if decisions.namespaced_name(s) == statefulset_key]
+    noise = [pod(f"other-{i}", uid=f"o{i}", token=f"o{i}") for i in range(3)]
+    assert decisions.decide_one(ip_object, Snapshot(relevant_pods + noise, relevant_sets), now=NOW,
+                                default_grace=GRACE) == expected
+
+
+@pytest.mark.parametrize("grace", [None, 5.0])
+def test_grace_ends_where_the_rule_starts_releasing(grace) -> None:
+    reservation = ip(age=0, annotations={GRACE_ANNOTATION: "30"})
+    ends = decisions.grace_ends(reservation, grace=grace, default_grace=GRACE)
+    assert ends == NOW + (30 if grace is None else grace)
+    at = decisions.decide([reservation], Snapshot(), now=ends, grace=grace, default_grace=GRACE)
+    after = decisions.decide([reservation], Snapshot(), now=ends + 0.001, grace=grace, default_grace=GRACE)
+    assert (at, [d.reason for d in after]) == ([], [NEVER])
+    assert decisions.grace_ends(ip(uid="u1")) is None
+    assert decisions.grace_ends(ip("web-1", sts="sts-1")) is None

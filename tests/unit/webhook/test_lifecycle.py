@@ -419,3 +419,139 @@ def test_a_listed_pod_carrying_the_token_turns_a_release_into_a_bind(world):
     assert (result.released, result.bound) == (9, 1)
     assert world.api.ips[name]["spec"]["podUID"] == "u-x1" and not set(never) & set(world.api.ips)
     assert count(world, "list", objects.PODS) == 1
+
+
+# ---- incremental passes ------------------------------------------------------------------------
+
+
+def decided(cycle: lifecycle.Lifecycle, monkeypatch) -> list[list[str]]:
+    """Record the names each later `decide` is given (the passes' work)."""
+    seen: list[list[str]] = []
+    real = cycle.decide
+
+    def spy(ips=None):
+        seen.append(sorted(ip["metadata"]["name"] for ip in ips))
+        return real(ips)
+
+    monkeypatch.setattr(cycle, "decide", spy)
+    return seen
+
+
+def held(world: World, cycle: lifecycle.Lifecycle, count: int) -> list[str]:
+    """`count` pods admitted, created and bound by a (full) first pass; the next pass decides over
+    the objects its binds changed, and keeps them."""
+    names = []
+    for index in range(count):
+        who, name = admit(world, f"held-{index}")
+        create_pod(world, who)
+        names.append(name)
+    first = cycle.reconcile()
+    assert (first.full, first.bound, first.released) == (True, count, 0)
+    assert cycle.reconcile() == lifecycle.Pass(kept=count)
+    return names
+
+
+def test_a_pass_with_no_changes_decides_over_nothing(world, monkeypatch):
+    cycle = leader(world)
+    held(world, cycle, 5)
+    seen = decided(cycle, monkeypatch)
+    world.now += 1
+    assert cycle.reconcile() == lifecycle.Pass()
+    assert cycle.reconcile() == lifecycle.Pass()
+    assert seen == [[], []]
+
+
+def test_a_pass_decides_only_over_what_changed(world, monkeypatch):
+    cycle = leader(world)
+    held(world, cycle, 5)
+    seen = decided(cycle, monkeypatch)
+    who, name = admit(world, "new")
+    create_pod(world, who)
+    assert cycle.reconcile().bound == 1
+    world.api.remove(objects.PODS, "default", "held-0")
+    assert cycle.reconcile().released == 1
+    assert seen[0] == [name]  # the new reservation (and its pod, by name and token)
+    assert len(seen[1]) == 2 and name in seen[1]  # held-0's object, and the bind's own event
+
+
+def test_a_deleted_pod_releases_in_an_incremental_pass(world):
+    cycle = leader(world, grace=120)
+    held(world, cycle, 3)
+    _, name = admitted_created_deleted(world)  # never bound: released at once by its token
+    world.api.remove(objects.PODS, "default", "held-1")
+    world.now += 1
+    result = cycle.reconcile()
+    assert (result.full, result.released, result.bound) == (False, 2, 0)
+    assert name not in world.api.ips and len(world.api.ips) == 2
+
+
+def test_a_due_grace_deadline_releases_in_an_incremental_pass(world, monkeypatch):
+    cycle = leader(world, grace=30, full_interval=3600)
+    held(world, cycle, 3)
+    _, name = admit(world, "refused-later")
+    seen = decided(cycle, monkeypatch)
+    world.now += 10
+    assert cycle.reconcile().released == 0  # its creation is a change; the deadline is 20 s away
+    world.now += 10
+    assert cycle.reconcile().released == 0
+    world.now += 11
+    result = cycle.reconcile()
+    assert (result.full, result.released) == (False, 1)
+    assert name not in world.api.ips
+    assert seen == [[name], [], [name]]
+
+
+def test_a_statefulset_scale_down_releases_in_an_incremental_pass(world, monkeypatch):
+    cycle = leader(world)
+    world.add(objects.STATEFULSETS, {"metadata": {"name": "web", "namespace": "default", "uid": "sts"},
+                                     "spec": {"replicas": 3}})
+    names = [admit(world, f"web-{i}", owner_kind="StatefulSet", owner_uid="sts")[1] for i in range(3)]
+    held(world, cycle, 2)
+    seen = decided(cycle, monkeypatch)
+    world.add(objects.STATEFULSETS, {"metadata": {"name": "web", "namespace": "default", "uid": "sts"},
+                                     "spec": {"replicas": 1}})
+    result = cycle.reconcile()
+    assert (result.full, result.released) == (False, 2)
+    assert seen == [sorted(names)]  # the set's objects only, not the other pods'
+    assert names[0] in world.api.ips and not set(names[1:]) & set(world.api.ips)
+
+
+def test_a_release_not_carried_out_is_decided_again_next_pass(world):
+    cycle = leader(world)
+    name = bound_then_gone(world, cycle)
+    world.api.fail = lambda op, n: ApiError(500, "etcd is down") if op == "read" else None
+    assert cycle.reconcile().released == 0  # the live read to confirm it failed
+    world.api.fail = lambda op, n: None
+    assert cycle.reconcile().released == 1  # no event since: kept in the changes for this pass
+    assert name not in world.api.ips
+
+
+def test_full_passes_come_at_the_full_interval_on_a_new_lease_and_after_a_failed_pass(world, monkeypatch):
+    cycle = leader(world, full_interval=30)
+    assert cycle.reconcile().full
+    world.now += 29
+    assert not cycle.reconcile().full
+    world.now += 1
+    assert cycle.reconcile().full
+    monkeypatch.setattr(cycle, "act", lambda planned: (_ for _ in ()).throw(RuntimeError("boom")))
+    with pytest.raises(RuntimeError):
+        cycle.reconcile()
+    monkeypatch.undo()
+    assert cycle.reconcile().full
+    assert not cycle.reconcile().full
+    world.api.leases[("kube-system", lifecycle.LEASE_NAME)]["spec"]["holderIdentity"] = "other"
+    assert cycle.step() is None  # lost the Lease
+    world.now += 60  # the other holder's Lease expired
+    assert cycle.step().full
+
+
+def test_an_object_changed_by_hand_is_decided_by_the_next_full_pass(world):
+    cycle = leader(world, full_interval=30)
+    name = bound_then_gone(world, cycle)
+    world.api.fail = lambda op, n: ApiError(500, "etcd is down") if op == "read" else None
+    cycle.reconcile()
+    world.api.fail = lambda op, n: None
+    cycle.changes.take(world.now)  # as if the change were lost
+    assert cycle.reconcile().released == 0
+    world.now += 30
+    assert cycle.reconcile().released == 1 and name not in world.api.ips
