@@ -19,6 +19,7 @@ from webhook import decisions, objects
 from webhook.cache import Names, Object, ObjectCache
 from webhook.store import token_of
 
+STALE_SLACK = 1024  # deadlines no longer current kept in the heap at most beyond twice the current
 Deadline = Callable[[Object], float | None]  # when an object's grace period ends, if it has one
 
 
@@ -110,6 +111,9 @@ class Changes:
                 if self._deadlines.get(name) == deadline:
                     del self._deadlines[name]
                     names.add(name)
+            if len(self._due) > 2 * len(self._deadlines) + STALE_SLACK:  # mostly bound since: rebuild
+                self._due = [(deadline, name) for name, deadline in self._deadlines.items()]
+                heapq.heapify(self._due)
         return names
 
     def size(self) -> dict[str, int]:
