@@ -11,6 +11,7 @@ COPY allocator/ allocator/
 COPY certs/ certs/
 COPY cni/ cni/
 COPY webhook/ webhook/
+COPY devtools/ devtools/
 RUN pip wheel --wheel-dir /wheels .
 
 # Stage 2: the runtime, with nothing but Python and the wheels installed.

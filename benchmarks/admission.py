@@ -34,8 +34,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from webhook import install  # noqa: E402
-from webhook.controlplane import ControlPlane  # noqa: E402
+from devtools.controlplane import ControlPlane  # noqa: E402
+from webhook.operator import install  # noqa: E402
 
 EXAMPLES = ROOT / "manifests" / "examples"
 NETWORKS = "k8s.v1.cni.cncf.io/networks"

@@ -24,8 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from certs import generate
-from webhook import install
-from webhook.controlplane import ControlPlane
+from devtools.controlplane import ControlPlane
+from webhook.operator import install
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 

@@ -23,8 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.unit.webhook.world import World  # noqa: E402
-from webhook import lifecycle, objects  # noqa: E402
-from webhook.store import Claim, PodIdentity  # noqa: E402
+from webhook.cluster import objects  # noqa: E402
+from webhook.cluster.store import Claim, PodIdentity  # noqa: E402
+from webhook.leader import lifecycle  # noqa: E402
 
 CLAIM = Claim(subnet="macvlan", provider="macvlan.default", interface="net1")
 

@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cryptography import x509
 
 from certs import generate
-from webhook import install
-from webhook.controlplane import ControlPlane
+from devtools.controlplane import ControlPlane
+from webhook.operator import install
 
 WORKERS = int(sys.argv[1]) if len(sys.argv) > 1 else 2
 REQUESTS = int(sys.argv[2]) if len(sys.argv) > 2 else 400

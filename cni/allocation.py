@@ -47,7 +47,8 @@ class Request:
 def answer(pod: Mapping[str, Any], request: Request) -> dict[str, Any]:
     """The daemon's JSON answer for `request`, from the pod object (`metadata.annotations`)."""
     pod_annotations: Mapping[str, str] = (pod.get("metadata") or {}).get("annotations") or {}
-    # A NAD attached twice (`net@a,net@b`) is keyed by provider plus interface (webhook.attachments).
+    # A NAD attached twice (`net@a,net@b`) is keyed by provider plus interface
+    # (webhook.admission.attachments).
     fields = annotations.provider_annotations(
         pod_annotations, f"{request.provider}.{request.ifname}"
     ) or annotations.provider_annotations(pod_annotations, request.provider)

@@ -2,7 +2,7 @@
 # The whole test suite, from a fresh Debian 12 or 13 machine: installs what it needs (apt packages,
 # the venv, the control-plane binaries), lints, then runs every test against the Debian-built 1.20
 # API server, and the tests marked both_apiservers (admission and Multus) again against 1.36
-# (webhook/prebuilt.py). Extra arguments go to the first pytest run only, and then the 1.36 run is
+# (devtools/prebuilt.py). Extra arguments go to the first pytest run only, and then the 1.36 run is
 # left out.
 set -euo pipefail
 cd "$(dirname "$0")/.."

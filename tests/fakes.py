@@ -1,4 +1,4 @@
-"""An in-memory API server for the Store and the Lifecycle (`webhook.kubeapi.Api`).
+"""An in-memory API server for the Store and the Lifecycle (`webhook.cluster.kubeapi.Api`).
 
 It keeps IP objects, Leases and readable objects with resourceVersions, answers `create` of a taken
 name with AlreadyExists and guarded updates of a moved version with Conflict, as the real one does.
@@ -14,9 +14,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from webhook import objects
-from webhook.cache import Object, ObjectCache
-from webhook.kubeapi import AlreadyExists, ApiError, Conflict, NotFound
+from webhook.cluster import objects
+from webhook.cluster.cache import Object, ObjectCache
+from webhook.cluster.kubeapi import AlreadyExists, ApiError, Conflict, NotFound
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -33,7 +33,7 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 class FakeApi:
-    """`webhook.kubeapi.Api` over dicts, thread-safe, with optional fault injection."""
+    """`webhook.cluster.kubeapi.Api` over dicts, thread-safe, with optional fault injection."""
 
     def __init__(self, *, watchers: tuple[ObjectCache, ...] = (), deferred: bool = False) -> None:
         self._lock = threading.RLock()

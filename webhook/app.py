@@ -28,10 +28,11 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from webhook import metrics, reviews
-from webhook.cache import ObjectCache
-from webhook.connection import ConnectError, connect  # noqa: F401 (ConnectError: re-exported)
-from webhook.view import ClusterView
+from webhook import metrics
+from webhook.admission import reviews
+from webhook.cluster.cache import ObjectCache
+from webhook.cluster.connection import ConnectError, connect  # noqa: F401 (ConnectError: re-exported)
+from webhook.cluster.view import ClusterView
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class Runtime:
         self.identity: str = str(identity) if identity else f"{socket.gethostname()}-{os.getpid()}"
         cache = config.get("CACHE")
         if cache is None:
-            from webhook.informers import compact
+            from webhook.cluster.informers import compact
 
             cache = ObjectCache(transform=compact)
         self.cache: ObjectCache = cache
@@ -114,7 +115,7 @@ class Runtime:
     def store(self) -> Any:
         """The mutation `Store` over this cache, built on first use (it indexes the cache)."""
         if self._store is None:
-            from webhook.store import Store
+            from webhook.cluster.store import Store
 
             client = self.api_client
             with self._lock:
@@ -129,7 +130,7 @@ class Runtime:
 
     def start(self, *, informers: bool, lifecycle: bool) -> None:
         if informers:
-            from webhook.informers import Informers
+            from webhook.cluster.informers import Informers
 
             self.informers = Informers(self.cache, self.api_client)
             self.informers.start()
@@ -161,18 +162,18 @@ class Runtime:
         try:
             store = self.store
         except ModuleNotFoundError as error:
-            if error.name != "webhook.store":
+            if error.name != "webhook.cluster.store":
                 raise
-            log.warning("webhook.store is not part of this build; /mutate allocates nothing")
+            log.warning("webhook.cluster.store is not part of this build; /mutate allocates nothing")
             return
         if not lifecycle:
             return
         try:
-            from webhook.lifecycle import Lifecycle
+            from webhook.leader.lifecycle import Lifecycle
         except ModuleNotFoundError as error:
-            if error.name != "webhook.lifecycle":
+            if error.name != "webhook.leader.lifecycle":
                 raise
-            log.warning("webhook.lifecycle is not part of this build; addresses are not released")
+            log.warning("webhook.leader.lifecycle is not part of this build; addresses are not released")
             return
         with self._lock:
             if self._stopping.is_set():
@@ -272,7 +273,7 @@ def _mutate(admission: reviews.AdmissionRequest, runtime: Runtime) -> reviews.Ve
     try:
         from webhook import mutate
     except ModuleNotFoundError as error:
-        if error.name not in ("webhook.mutate", "webhook.store"):
+        if error.name not in ("webhook.mutate", "webhook.cluster.store"):
             raise
         return reviews.Verdict.deny("allocation is not available in this build of the webhook", code=500)
     return mutate.review(admission, store=runtime.store)

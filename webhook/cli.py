@@ -11,7 +11,7 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "webhook.commands.certs",
     "webhook.commands.serve",
-    "webhook.commands.dev",
+    "devtools.command",
     "webhook.commands.install",
     "webhook.commands.install_cni",
     "webhook.commands.status",

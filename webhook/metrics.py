@@ -150,7 +150,8 @@ def release_reason(why: str) -> str:
 
 
 class SubnetUsageCollector:
-    """Used and available addresses per Subnet and family, from a `webhook.store.Store` at scrape time."""
+    """Used and available addresses per Subnet and family, from a `webhook.cluster.store.Store`
+    at scrape time."""
 
     def __init__(self, store: Any) -> None:
         self.store = store

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 from allocator import annotations as keys
 from allocator import errors, networks, pools
-from webhook import attachments, objects, reviews, subnet_fit
-from webhook.cache import Object
-from webhook.rules.subnetinfo import SubnetInfo
-from webhook.store import Claim, Held, PodIdentity, Store, TryAgain
+from webhook.admission import attachments, reviews, subnet_fit
+from webhook.admission.subnetinfo import SubnetInfo
+from webhook.cluster import objects
+from webhook.cluster.cache import Object
+from webhook.cluster.store import Claim, Held, PodIdentity, Store, TryAgain
 
 
 @dataclass(frozen=True)

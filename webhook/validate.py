@@ -1,7 +1,7 @@
 """Validating admission: `review(request, *, view) -> Verdict`, pure over the request and a
 `ClusterView`.
 
-Each kind has its rules in `webhook.rules.<kind>`; a rule raises `AdmissionError` with one sentence
+Each kind has its rules in `webhook.admission.rules.<kind>`; a rule raises `AdmissionError` with one sentence
 (what is wrong, the offending value, what would be accepted) or records warnings for what is
 allowed but dubious. Kinds we have no rules for are allowed untouched.
 """
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from webhook.attachments import LiveReads
-from webhook.reviews import AdmissionRequest, Verdict
-from webhook.rules import common, ippools, nads, pods, subnets, workloads
-from webhook.view import ClusterView
+from webhook.admission.attachments import LiveReads
+from webhook.admission.reviews import AdmissionRequest, Verdict
+from webhook.admission.rules import common, ippools, nads, pods, subnets, workloads
+from webhook.cluster.view import ClusterView
 
 Rule = Callable[[common.Context], None]
 

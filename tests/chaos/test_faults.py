@@ -17,7 +17,7 @@ import pytest
 
 from tests.fixtures.burst import Burst, BurstResult
 from tests.fixtures.replicas import Replicas
-from webhook import objects
+from webhook.cluster import objects
 
 pytestmark = [pytest.mark.chaos, pytest.mark.controlplane]
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from devtools import prebuilt
 from tests.cni import netns as nets
 from tests.cni.conftest import Rig
 from tests.cni.test_reference_plugins import expected_addresses, subnet
-from webhook import prebuilt
 
 pytestmark = pytest.mark.both_apiservers  # Multus 4.3 reads pods and NADs from 1.36 as well
 NETWORK_STATUS = "k8s.v1.cni.cncf.io/network-status"

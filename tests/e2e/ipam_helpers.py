@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from tests.fixtures.webhook import WebhookServer
-from webhook import objects
-from webhook.store import GRACE_ENV
+from webhook.cluster import objects
+from webhook.cluster.store import GRACE_ENV
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 EXAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "examples"

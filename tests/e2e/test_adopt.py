@@ -27,7 +27,7 @@ from tests.e2e.ipam_helpers import (
     subnet_yaml,
 )
 from tests.fixtures.controlplane import webhooks_removed
-from webhook import objects
+from webhook.cluster import objects
 
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
 NETWORK_STATUS = "k8s.v1.cni.cncf.io/network-status"

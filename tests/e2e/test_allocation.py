@@ -22,7 +22,7 @@ from tests.e2e.ipam_helpers import (
     subnet_ips,
 )
 from tests.fixtures.webhook import WebhookServer
-from webhook import objects
+from webhook.cluster import objects
 
 pytestmark = pytest.mark.both_apiservers
 MACVLAN = "macvlan.default.kubernetes.io"

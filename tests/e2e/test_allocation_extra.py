@@ -20,7 +20,7 @@ from tests.e2e.ipam_helpers import (
     subnet_ips,
 )
 from tests.fixtures.webhook import WebhookServer
-from webhook import objects
+from webhook.cluster import objects
 
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
 

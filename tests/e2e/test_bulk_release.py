@@ -13,7 +13,7 @@ import pytest
 
 from tests.e2e.ipam_helpers import Kubectl, allocating_server, create_pods, nad_yaml, pod_body, subnet_yaml
 from tests.fixtures.webhook import WebhookServer
-from webhook import objects
+from webhook.cluster import objects
 
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
 PODS = int(os.environ.get("MULTINIC_IPAM_BULK_PODS", "300"))

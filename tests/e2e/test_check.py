@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from devtools.controlplane import ControlPlane
 from tests.e2e.ipam_helpers import (
     Kubectl,
     check_passes,
@@ -17,8 +18,8 @@ from tests.e2e.ipam_helpers import (
     subnet_yaml,
 )
 from tests.fixtures.webhook import WebhookServer
-from webhook import invariants, objects
-from webhook.controlplane import ControlPlane
+from webhook.cluster import objects
+from webhook.operator import invariants
 
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
 

@@ -8,8 +8,8 @@ import re
 import pytest
 from kubernetes import client
 
+from devtools.controlplane import ControlPlane, KubectlError
 from tests.fixtures.controlplane import chosen_apiserver
-from webhook.controlplane import ControlPlane, KubectlError
 
 # The guide's first provider Subnet, as the page shows it (its indentation restored).
 GUIDE_SUBNET = """\

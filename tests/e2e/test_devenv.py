@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from webhook import devenv, hostchanges, node
+from devtools import devenv, hostchanges, node
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "manifests" / "examples"

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from certs import generate
+from devtools.controlplane import ControlPlane, free_port
 from tests.fixtures.controlplane import WEBHOOK_CONFIGURATION_KINDS
-from webhook import install
-from webhook.controlplane import ControlPlane, free_port
+from webhook.operator import install
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICE_NAMESPACE = "multinic-ipam-e2e"

@@ -13,7 +13,7 @@ import pytest
 
 from tests.e2e.ipam_helpers import Kubectl, annotations, eventually, nad_yaml
 from tests.fixtures.webhook import WebhookServer
-from webhook import objects
+from webhook.cluster import objects
 
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
 pytestmark = pytest.mark.both_apiservers  # Kube-OVN parity on the 1.36 API server too

@@ -23,9 +23,11 @@ from typing import Any
 import pytest
 import yaml
 
+from devtools.controlplane import ControlPlane
 from tests.fixtures.webhook import WebhookServer
-from webhook import install, lifecycle, objects
-from webhook.controlplane import ControlPlane
+from webhook.cluster import objects
+from webhook.leader import lifecycle
+from webhook.operator import install
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"

@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from webhook import lifecycle, objects
-from webhook.controlplane import ControlPlane
+from devtools.controlplane import ControlPlane
+from webhook.cluster import objects
+from webhook.leader import lifecycle
 
 VENV_BIN = Path(sys.executable).parent
 

@@ -17,7 +17,8 @@ import pytest
 
 from tests.e2e.ipam_helpers import Kubectl, allocating_server, eventually, get_json, nad_yaml, subnet_yaml
 from tests.fixtures.webhook import WebhookServer
-from webhook import decisions, lifecycle, objects
+from webhook.cluster import objects
+from webhook.leader import decisions, lifecycle
 
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
 GRACE = 120

@@ -30,7 +30,7 @@ from tests.e2e.admission import (
 )
 from tests.e2e.admission import until as _until
 from tests.fixtures.webhook import WebhookServer
-from webhook import objects
+from webhook.cluster import objects
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "examples"
 DENIED = 'admission webhook "validate.multinic-ipam.io" denied the request: '

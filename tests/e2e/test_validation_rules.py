@@ -3,7 +3,7 @@ meets them at `kubectl apply`: the sentence kubectl prints, and which webhook sa
 
 Pod CREATE goes through the mutating webhook first, and it refuses most bad pods before the
 validating webhook sees them (routes, default-route gateways and pool entries outside the Subnet
-included: `webhook.subnet_fit` runs before any address is locked), so a pod's denial comes from
+included: `webhook.admission.subnet_fit` runs before any address is locked), so a pod's denial comes from
 "mutate.multinic-ipam.io" unless only the validating rules catch it.
 Refusals are asked with `--dry-run=server` (admission runs, nothing is stored) and repeated until
 the webhook's caches have seen what the test just created; an object wrongly allowed changes
@@ -32,7 +32,7 @@ from tests.e2e.admission import (
 )
 from tests.e2e.admission import until as _until
 from tests.fixtures.webhook import WebhookServer
-from webhook import objects
+from webhook.cluster import objects
 
 VALIDATE = "validate.multinic-ipam.io"
 MUTATE = "mutate.multinic-ipam.io"

@@ -1,4 +1,4 @@
-"""Fixtures for the node tests: a real kubelet node (webhook/node.py) beside the session's control
+"""Fixtures for the node tests: a real kubelet node (devtools/node.py) beside the session's control
 plane, with the webhook installed (short grace period), the node daemon, and the guide's macvlan NAD
 as this node runs it. Every test here is marked `node` (root: links, mounts, cgroups)."""
 
@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
+from devtools import node
 from tests.cni.conftest import running_node_daemon
 from tests.e2e.ipam_helpers import Kubectl, allocating_server
 from tests.fixtures.webhook import WebhookServer
-from webhook import node
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "examples"
 NODE_NAME = "multinic-e2e-node"

@@ -9,9 +9,9 @@ import statistics
 import time
 from typing import Any
 
+from devtools import node
 from tests.e2e.ipam_helpers import Kubectl, eventually, subnet_ips
 from tests.node.conftest import EXAMPLES, Pods, netns_with_address
-from webhook import node
 
 MACVLAN = "macvlan.default.kubernetes.io"
 NETWORKS = "k8s.v1.cni.cncf.io/networks"

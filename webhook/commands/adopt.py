@@ -48,7 +48,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from webhook import adopter, adoption, ops
+    from webhook.operator import adopter, adoption, ops
 
     try:
         api_client = ops.connect(ops.kubeconfig_path(args.kubeconfig))

@@ -44,7 +44,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from webhook import ops
+    from webhook.operator import ops
 
     if args.confirm < 0:
         print(f"error: --confirm {args.confirm:g} is negative; give seconds >= 0", file=sys.stderr)

@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from webhook import ops
+    from webhook.operator import ops
 
     if args.grace is not None and args.grace < 0:
         print(f"error: --grace {args.grace:g} is negative; give a number of seconds >= 0", file=sys.stderr)

@@ -58,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _api_client(kubeconfig: Path | None) -> Any:
     """The cluster the operator commands reach: --kubeconfig, $KUBECONFIG, ~/.kube/config, in-cluster."""
-    from webhook import ops
+    from webhook.operator import ops
 
     return ops.connect(ops.kubeconfig_path(str(kubeconfig) if kubeconfig is not None else None))
 
@@ -66,7 +66,7 @@ def _api_client(kubeconfig: Path | None) -> Any:
 def run(args: argparse.Namespace) -> int:
     from urllib3.exceptions import HTTPError
 
-    from webhook import install, ops
+    from webhook.operator import install, ops
 
     try:
         target = install.Target.parse(url=args.url, service=args.service)

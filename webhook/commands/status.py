@@ -35,7 +35,7 @@ def _family(usage: Any) -> tuple[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from webhook import ops
+    from webhook.operator import ops
 
     try:
         api_client = ops.connect(ops.kubeconfig_path(args.kubeconfig))

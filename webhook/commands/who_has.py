@@ -26,7 +26,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from webhook import ops
+    from webhook.operator import ops
 
     try:
         address = ops.parse_address(args.address)

@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
-from webhook import informers, install, lifecycle
+from webhook.cluster import informers
+from webhook.leader import lifecycle
+from webhook.operator import install
 
 REPO = Path(__file__).resolve().parents[3]
 MANIFESTS = REPO / "manifests"
@@ -62,7 +64,7 @@ def test_webhook_configurations_are_what_install_builds() -> None:
     text = (MANIFESTS / "base" / "webhook-configurations.yaml").read_text()
     on_disk = [d for d in yaml.safe_load_all(text) if d]
     assert on_disk == _generator().webhook_configurations(), (
-        "manifests/base/webhook-configurations.yaml drifted from webhook/install.py; "
+        "manifests/base/webhook-configurations.yaml drifted from webhook/operator/install.py; "
         "run: python scripts/generate-manifests.py"
     )
 

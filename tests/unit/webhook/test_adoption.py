@@ -8,10 +8,11 @@ import json
 import pytest
 
 from tests.unit.webhook.world import World, nad, subnet
-from webhook import adopter, adoption, objects
-from webhook.kubeapi import Conflict
-from webhook.store import Claim, PodIdentity, address_of
-from webhook.whereabouts import Record
+from webhook.cluster import objects
+from webhook.cluster.kubeapi import Conflict
+from webhook.cluster.store import Claim, PodIdentity, address_of
+from webhook.operator import adopter, adoption
+from webhook.operator.whereabouts import Record
 
 WHEREABOUTS_CONFIG = json.dumps({
     "cniVersion": "0.3.1", "name": "wa", "type": "macvlan", "master": "eth0", "mode": "bridge",

@@ -21,10 +21,11 @@ from kubernetes import client as k8s_client
 import webhook
 from tests.unit.webhook.fake_apiserver import SUBNETS_PATH, FakeApi
 from webhook import app as webhook_app
-from webhook import informers, logs, objects
-from webhook.cache import ObjectCache
-from webhook.kubeapi import AlreadyExists, NotFound
-from webhook.store import Store
+from webhook import logs
+from webhook.cluster import informers, objects
+from webhook.cluster.cache import ObjectCache
+from webhook.cluster.kubeapi import AlreadyExists, NotFound
+from webhook.cluster.store import Store
 
 NAD_CONFIG = json.dumps({
     "cniVersion": "0.3.0",

@@ -1,4 +1,4 @@
-"""Both webhooks resolve a pod's attachments through `webhook.attachments`, so they must agree:
+"""Both webhooks resolve a pod's attachments through `webhook.admission.attachments`, so they must agree:
 for every pod and cluster below, validation allows the pod exactly when mutation allocates it,
 from the same Subnet, and a refusal of the resolver reads the same from both."""
 
@@ -14,8 +14,10 @@ from allocator import annotations as keys
 from tests.unit.webhook.rules import world as rules_world
 from tests.unit.webhook.rules.world import kube_ovn_config, macvlan_config, nad, pod, subnet
 from tests.unit.webhook.world import World
-from webhook import attachments, mutate, objects, validate
-from webhook.reviews import Verdict
+from webhook import mutate, validate
+from webhook.admission import attachments
+from webhook.admission.reviews import Verdict
+from webhook.cluster import objects
 
 NETWORKS = keys.NETWORKS
 DEFAULT_NETWORK = keys.DEFAULT_NETWORK

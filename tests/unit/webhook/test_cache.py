@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webhook.cache import Derived
+from webhook.cluster.cache import Derived
 
 
 def counting() -> tuple[Derived[str], list[object]]:
@@ -59,7 +59,7 @@ def test_the_least_recently_used_is_forgotten_beyond_size() -> None:
 
 
 def test_names_keep_one_or_many_names_per_key() -> None:
-    from webhook.cache import Names
+    from webhook.cluster.cache import Names
 
     names = Names()
     names.add("k", "b")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from webhook import changes, objects
-from webhook.cache import ObjectCache
-from webhook.store import RESERVED_AT_ANNOTATION
+from webhook.cluster import objects
+from webhook.cluster.cache import ObjectCache
+from webhook.cluster.store import RESERVED_AT_ANNOTATION
+from webhook.leader import changes
 
 
 def ip(name: str, *, pod: str = "", token: str = "", uid: str = "", sts: bool = False,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from webhook.controlplane import ControlPlane, ControlPlaneError, ManagedProcess, find_binaries
+from devtools.controlplane import ControlPlane, ControlPlaneError, ManagedProcess, find_binaries
 
 REPO = Path(__file__).resolve().parents[3]
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
@@ -152,7 +152,7 @@ def test_a_port_taken_meanwhile_is_retried_with_new_ports(tmp_path: Path) -> Non
 def test_children_die_with_a_killed_parent(tmp_path: Path) -> None:
     # A parent that starts a process and dies without stopping it, like a SIGKILLed pytest.
     program = (
-        "import sys, os; from pathlib import Path; from webhook.controlplane import ManagedProcess; "
+        "import sys, os; from pathlib import Path; from devtools.controlplane import ManagedProcess; "
         f"p = ManagedProcess('orphan', ['sleep', '300'], Path({str(tmp_path / 'orphan.log')!r})); "
         "print(p.popen.pid, flush=True); os._exit(0)"
     )
@@ -166,7 +166,7 @@ def test_children_die_with_a_killed_parent(tmp_path: Path) -> None:
 
 
 def test_etcd_folders_of_dead_owners_are_swept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from webhook import controlplane
+    from devtools import controlplane
 
     monkeypatch.setattr(controlplane, "_tmpfs_base", lambda: tmp_path)
     dead = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True, check=True)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from webhook import decisions, informers, objects
-from webhook.decisions import Bind, Release, Snapshot
-from webhook.store import GRACE_ANNOTATION, RESERVED_AT_ANNOTATION
+from webhook.cluster import informers, objects
+from webhook.cluster.store import GRACE_ANNOTATION, RESERVED_AT_ANNOTATION
+from webhook.leader import decisions
+from webhook.leader.decisions import Bind, Release, Snapshot
 
 NOW = 1_000_000.0
 GRACE = 60.0

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from webhook import devenv
+from devtools import devenv
 
 
 def _sleeper() -> subprocess.Popen[bytes]:

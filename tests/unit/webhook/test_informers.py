@@ -11,8 +11,8 @@ from kubernetes import client
 from prometheus_client import REGISTRY
 
 from tests.unit.webhook.fake_apiserver import PODS_PATH, SUBNETS_PATH, FakeApi
-from webhook import informers, objects
-from webhook.cache import ObjectCache
+from webhook.cluster import informers, objects
+from webhook.cluster.cache import ObjectCache
 
 
 @pytest.fixture

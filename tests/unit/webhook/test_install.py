@@ -9,7 +9,7 @@ from typing import Any
 import celpy
 import pytest
 
-from webhook import install
+from webhook.operator import install
 
 CA = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 URL = install.Target.parse(url="https://127.0.0.1:8443")

@@ -6,9 +6,12 @@ import pytest
 
 from allocator import annotations as keys
 from tests.unit.webhook.world import World
-from webhook import invariants, lifecycle, mutate, objects, ops
-from webhook.decisions import Snapshot
-from webhook.store import RESERVED_AT_ANNOTATION
+from webhook import mutate
+from webhook.cluster import objects
+from webhook.cluster.store import RESERVED_AT_ANNOTATION
+from webhook.leader import lifecycle
+from webhook.leader.decisions import Snapshot
+from webhook.operator import invariants, ops
 
 NOW = 1_000_000.0
 GRACE = 60.0

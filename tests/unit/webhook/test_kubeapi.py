@@ -16,8 +16,8 @@ import pytest
 from kubernetes import client
 
 from certs.generate import write_certificates
-from webhook import kubeapi
-from webhook.kubeapi import (
+from webhook.cluster import kubeapi
+from webhook.cluster.kubeapi import (
     AlreadyExists,
     ApiError,
     Conflict,

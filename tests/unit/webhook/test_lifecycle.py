@@ -8,9 +8,11 @@ import time
 import pytest
 
 from tests.unit.webhook.world import World
-from webhook import lifecycle, objects, ops
-from webhook.kubeapi import ApiError
-from webhook.store import Claim, PodIdentity
+from webhook.cluster import objects
+from webhook.cluster.kubeapi import ApiError
+from webhook.cluster.store import Claim, PodIdentity
+from webhook.leader import lifecycle
+from webhook.operator import ops
 
 MACVLAN = Claim(subnet="macvlan", provider="macvlan.default", interface="net1")
 

@@ -12,10 +12,11 @@ from prometheus_client import REGISTRY
 
 from tests.fakes import FakeApi
 from tests.unit.webhook.world import World, subnet
-from webhook import metrics, objects
-from webhook.cache import ObjectCache
-from webhook.lifecycle import Lifecycle
-from webhook.store import Claim, PodIdentity, Store, TryAgain
+from webhook import metrics
+from webhook.cluster import objects
+from webhook.cluster.cache import ObjectCache
+from webhook.cluster.store import Claim, PodIdentity, Store, TryAgain
+from webhook.leader.lifecycle import Lifecycle
 
 MACVLAN = Claim(subnet="macvlan", provider="macvlan.default", interface="net1")
 

@@ -7,8 +7,9 @@ import json
 import pytest
 
 from tests.unit.webhook.world import World, nad, subnet
-from webhook import mutate, objects
-from webhook.kubeapi import ApiError
+from webhook import mutate
+from webhook.cluster import objects
+from webhook.cluster.kubeapi import ApiError
 
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
 

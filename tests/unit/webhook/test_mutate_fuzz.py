@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from tests.unit.webhook.world import World
 from webhook import mutate
-from webhook.reviews import Verdict
+from webhook.admission.reviews import Verdict
 
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
 DEFAULT_NETWORK = "v1.multus-cni.io/default-network"

@@ -1,4 +1,4 @@
-"""webhook/node_images.py: the node's one image, an OCI layout named with every guide image; and
+"""devtools/node_images.py: the node's one image, an OCI layout named with every guide image; and
 webhook/node.for_node, the guide's NAD config as the local node runs it."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 import tarfile
 from pathlib import Path
 
-from webhook import node, node_images
+from devtools import node, node_images
 
 
 def _members(archive: Path) -> dict[str, bytes]:

@@ -1,4 +1,4 @@
-"""webhook/prebuilt.py: binaries decompressed once into the cache, refused when the checksum differs."""
+"""devtools/prebuilt.py: binaries decompressed once into the cache, refused when the checksum differs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from webhook import prebuilt
+from devtools import prebuilt
 
 PROGRAM = b"#!/bin/sh\necho prebuilt\n"
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from webhook import reviews
+from webhook.admission import reviews
 
 
 def review(**request_changes: Any) -> dict[str, Any]:

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from allocator import errors
 from tests.fakes import FakeApi
 from tests.unit.webhook.world import World, subnet
-from webhook import objects
-from webhook.kubeapi import AlreadyExists, ApiError, Unreachable
-from webhook.store import Claim, PodIdentity, TryAgain
+from webhook.cluster import objects
+from webhook.cluster.kubeapi import AlreadyExists, ApiError, Unreachable
+from webhook.cluster.store import Claim, PodIdentity, TryAgain
 
 MACVLAN = Claim(subnet="macvlan", provider="macvlan.default", interface="net1")
 

@@ -9,10 +9,10 @@ import threading
 
 from tests.unit.webhook import world as store_world
 from tests.unit.webhook.rules.world import World, pod
-from webhook import objects
-from webhook.cache import ObjectCache
-from webhook.store import Claim, PodIdentity
-from webhook.view import ClusterView
+from webhook.cluster import objects
+from webhook.cluster.cache import ObjectCache
+from webhook.cluster.store import Claim, PodIdentity
+from webhook.cluster.view import ClusterView
 
 MAC_KEY = "macvlan.default.kubernetes.io/mac_address"
 NETWORKS = "k8s.v1.cni.cncf.io/networks"

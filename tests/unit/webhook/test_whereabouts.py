@@ -1,4 +1,5 @@
-"""webhook.whereabouts: IPPool allocations and OverlappingRangeIPReservations in Whereabouts' own shape
+"""webhook.operator.whereabouts:
+IPPool allocations and OverlappingRangeIPReservations in Whereabouts' own shape
 (whereabouts.cni.cncf.io/v1alpha1: IPPoolSpec{range, allocations{offset: {id, podref, ifname}}},
 OverlappingRangeIPReservationSpec{containerid, podref, ifname})."""
 
@@ -6,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from webhook.whereabouts import (
+from webhook.operator.whereabouts import (
     Record,
     WhereaboutsError,
     address_from_name,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 from tests.fakes import FakeApi
-from webhook import objects
-from webhook.cache import ObjectCache
-from webhook.store import Store
+from webhook.cluster import objects
+from webhook.cluster.cache import ObjectCache
+from webhook.cluster.store import Store
 
 MACVLAN_NAD_CONFIG = json.dumps({
     "cniVersion": "0.3.0", "type": "macvlan", "master": "eth0", "mode": "bridge",

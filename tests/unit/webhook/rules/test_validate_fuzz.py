@@ -9,8 +9,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from webhook import objects, validate
-from webhook.reviews import Verdict
+from webhook import validate
+from webhook.admission.reviews import Verdict
+from webhook.cluster import objects
 
 from .world import World, guide_world, pod, request
 

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from webhook import objects, validate
+from webhook import validate
+from webhook.cluster import objects
 
 from .world import SYSTEM_USER, World, guide_world, kube_ovn_config, macvlan_config, nad, pod, request
 

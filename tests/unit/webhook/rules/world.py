@@ -7,10 +7,11 @@ import copy
 import json
 from typing import Any
 
-from webhook import objects, validate
-from webhook.cache import ObjectCache
-from webhook.reviews import Verdict
-from webhook.view import ClusterView
+from webhook import validate
+from webhook.admission.reviews import Verdict
+from webhook.cluster import objects
+from webhook.cluster.cache import ObjectCache
+from webhook.cluster.view import ClusterView
 
 from . import guide
 

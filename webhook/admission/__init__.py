@@ -1,0 +1,2 @@
+"""Admission: AdmissionReview plumbing and the rules both webhooks apply (attachments, Subnet fit,
+the validating rules)."""

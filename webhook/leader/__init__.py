@@ -1,0 +1,2 @@
+"""The leader (the Lease holder): binds reservations, releases addresses, keeps Subnet status;
+its decisions are pure."""

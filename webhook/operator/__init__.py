@@ -1,0 +1,1 @@
+"""Operator tools over the cluster state: install, status, who-has, gc, check, adopt."""
