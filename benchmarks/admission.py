@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devtools.controlplane import ControlPlane  # noqa: E402
+from tests.fixtures.readiness import wait_ready_streak  # noqa: E402
 from webhook.operator import install  # noqa: E402
 
 EXAMPLES = ROOT / "manifests" / "examples"
@@ -53,18 +54,7 @@ def _cli(*args: str) -> list[str]:
 
 
 def _wait_ready(url: str, ca: Path, timeout: float = 90.0) -> None:
-    context = ssl.create_default_context(cafile=str(ca))
-    deadline = time.monotonic() + timeout
-    streak = 0
-    while streak < 8:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url}/readyz not ready after {timeout}s")
-        try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=2, context=context) as response:
-                streak = streak + 1 if response.status == 200 else 0
-        except OSError:
-            streak = 0
-            time.sleep(0.2)
+    wait_ready_streak(url, ca, streak=8, timeout=timeout)
 
 
 def _create(api: Any, namespace: str, names: list[str], threads: int) -> tuple[float, list[dict]]:
