@@ -28,7 +28,8 @@ from allocator import annotations as keys
 from allocator import errors, nad
 from allocator.addresses import parse_ip
 from allocator.network_status import NetworkStatus, NetworkStatusError, parse_network_status
-from allocator.subnet import SubnetSpec, usable_bounds
+from allocator.subnet_spec import SubnetSpec
+from allocator.usable import usable_bounds
 from webhook.admission.attachments import Attachment, AttachmentError, resolve
 from webhook.cluster.cache import Object
 from webhook.cluster.store import Store, holder_text, token_of
