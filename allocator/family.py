@@ -11,13 +11,23 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass
 
+from allocator.owned import Owned
 from allocator.ranges import IPRangeSet
 from allocator.usable import FamilyRule
 
 SUBNET_BUCKET = ""  # the addresses of no IPPool
 
-Owned = int | tuple[int, ...]
+
+@dataclass(frozen=True)
+class PoolDef:
+    """A named IPPool of a subnet: its addresses (``(version, low, high)`` ranges) and the
+    namespaces whose pods draw from it without naming it."""
+
+    name: str
+    ranges: tuple[tuple[int, int, int], ...]
+    namespaces: tuple[str, ...] = ()
 
 
 class Bucket:

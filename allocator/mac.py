@@ -18,11 +18,6 @@ _MULTICAST = 0x01 << 40
 _MAC = re.compile(r"[0-9A-Fa-f]{2}([:-])[0-9A-Fa-f]{2}(?:\1[0-9A-Fa-f]{2}){4}")
 
 
-def random_mac(rng: random.Random | None = None) -> str:
-    """A random, locally administered, unicast MAC in lowercase colon form."""
-    return format_mac(random_mac_value(rng))
-
-
 def random_mac_value(rng: random.Random | None = None) -> int:
     """The 48-bit integer of a random, locally administered, unicast MAC."""
     return ((rng or random).getrandbits(48) | _LOCAL) & ~_MULTICAST

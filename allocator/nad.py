@@ -68,11 +68,9 @@ class NadConfig:
     uses_kube_ovn: bool
     mode: str | None  # "ipam" (ipam.type kube-ovn) or "type" (type kube-ovn); None when unused
     provider: str | None
-    expected_provider: str | None
     server_socket: str
     routes: tuple[Route, ...]
     cni_version: str | None
-    plugin_type: str | None  # the main plugin's type: the one using kube-ovn, else the first
 
 
 def parse_nad(namespace: str, name: str, spec: Mapping[str, Any] | None) -> NadConfig:
@@ -99,7 +97,6 @@ def parse_nad(namespace: str, name: str, spec: Mapping[str, Any] | None) -> NadC
         )
     plugins = _plugins(conf, nad=nad)
     users = [(index, plugin, mode) for index, plugin in enumerate(plugins) if (mode := _mode(plugin))]
-    first_type = plugins[0].get("type") if plugins else None
     if not users:
         return NadConfig(
             namespace=namespace,
@@ -107,11 +104,9 @@ def parse_nad(namespace: str, name: str, spec: Mapping[str, Any] | None) -> NadC
             uses_kube_ovn=False,
             mode=None,
             provider=None,
-            expected_provider=None,
             server_socket=DEFAULT_SERVER_SOCKET,
             routes=(),
             cni_version=_text(conf.get("cniVersion")),
-            plugin_type=_text(first_type),
         )
     if len(users) > 1:
         raise InvalidConfig(
@@ -135,11 +130,9 @@ def parse_nad(namespace: str, name: str, spec: Mapping[str, Any] | None) -> NadC
         uses_kube_ovn=True,
         mode=mode,
         provider=provider,
-        expected_provider=expected,
         server_socket=socket,
         routes=routes,
         cni_version=cni_version,
-        plugin_type=_text(plugin.get("type")),
     )
 
 

@@ -31,7 +31,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from allocator.addresses import format_ip
-from allocator.subnet import Subnet, SubnetSpec
+from allocator.subnet import Subnet
+from allocator.subnet_spec import SubnetSpec
 
 HELD = 100_000
 CHUNK = 10_000

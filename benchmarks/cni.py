@@ -39,6 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cni import daemon
+from tests.unit.cni.helpers import StaticPods, serve_in_thread
 from webhook.commands import install_cni
 
 PROVIDER = "macvlan.default"
@@ -103,7 +104,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="cni-bench-", dir="/tmp"))
     socket = str(work / "daemon.sock")
-    server = daemon.serve_in_thread(socket, daemon.Responder(daemon.StaticPods([annotated_pod()])))
+    server = serve_in_thread(socket, daemon.Responder(StaticPods([annotated_pod()])))
     zipapp = work / "kube-ovn"
     install_cni.build(zipapp)
     ours = {"cniVersion": "0.4.0", "name": "macvlan", "type": "macvlan",

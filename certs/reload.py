@@ -30,7 +30,6 @@ class ReloadingContext:
         self._lock = threading.Lock()
         self._context: ssl.SSLContext | None = None
         self._loaded: Fingerprint | None = None
-        self.reloads = 0  # how many times a changed pair was loaded after the first
 
     def get(self, factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
         """The context for the files as they are now; `factory` builds one from the files."""
@@ -47,7 +46,6 @@ class ReloadingContext:
                             self.cert_file, error)
                 return self._context
             if self._context is not None:
-                self.reloads += 1
                 log.info("loaded renewed certificate %s", self.cert_file)
             self._context, self._loaded = context, current
             return context
@@ -58,12 +56,6 @@ class ReloadingContext:
         except OSError:
             return None
         return tuple((s.st_ino, s.st_size, s.st_mtime_ns) for s in stats)
-
-    def default_factory(self) -> ssl.SSLContext:
-        """A server context for the pair, as gunicorn would build it (TLS 1.2 or later)."""
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(certfile=self.cert_file, keyfile=self.key_file)
-        return context
 
 
 _contexts: dict[tuple[str, str], ReloadingContext] = {}

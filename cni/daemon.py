@@ -44,32 +44,6 @@ class PodSource(Protocol):
         """Return when the cache changed or after `timeout` seconds."""
 
 
-class StaticPods:
-    """An in-memory `PodSource` (tests, benchmarks): `put` a pod and waiters wake up."""
-
-    def __init__(self, pods: list[Pod] | None = None) -> None:
-        self._pods: dict[tuple[str, str], Pod] = {}
-        self._changed = threading.Condition()
-        for pod in pods or []:
-            self.put(pod)
-
-    def put(self, pod: Pod) -> None:
-        meta = pod["metadata"]
-        with self._changed:
-            self._pods[(meta["namespace"], meta["name"])] = pod
-            self._changed.notify_all()
-
-    def cached(self, namespace: str, name: str) -> Pod | None:
-        with self._changed:
-            return self._pods.get((namespace, name))
-
-    read = cached
-
-    def wait_for_change(self, timeout: float) -> None:
-        with self._changed:
-            self._changed.wait(timeout)
-
-
 class DaemonError(Exception):
     """A refusal with its CNI code, sent to the plugin as `{"code", "msg", "details"}`."""
 
@@ -289,10 +263,3 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
-
-
-def serve_in_thread(path: str, responder: Responder) -> UnixHTTPServer:
-    """Start serving on `path` in a daemon thread (tests, benchmarks); `shutdown()` stops it."""
-    server = UnixHTTPServer(path, responder)
-    threading.Thread(target=server.serve_forever, name="node-daemon", daemon=True).start()
-    return server

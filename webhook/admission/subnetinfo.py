@@ -1,7 +1,7 @@
 """A Subnet object read leniently for the rules that consult it (pods, pools, overlaps); which
 addresses it may hand out is the allocator's rule, reached through `SubnetInfo.spec`.
 
-The Subnet's own CREATE/UPDATE is validated strictly by `allocator.subnet.SubnetSpec`; objects
+The Subnet's own CREATE/UPDATE is validated strictly by `allocator.subnet_spec.SubnetSpec`; objects
 already stored were admitted that way, so here a part that does not parse is skipped rather
 than refused: a pod must not be blamed for a Subnet it did not write.
 """
@@ -16,7 +16,8 @@ import netaddr
 
 from allocator import annotations as keys
 from allocator.errors import AllocatorError
-from allocator.subnet import SubnetSpec, usable_bounds
+from allocator.subnet_spec import SubnetSpec
+from allocator.usable import usable_bounds
 from webhook.admission.rules import common
 from webhook.cluster.cache import Derived
 

@@ -22,9 +22,11 @@ from dataclasses import dataclass, field
 
 from allocator import errors, pools
 from allocator.addresses import format_ip, parse_ip
+from allocator.family import SUBNET_BUCKET as SUBNET_POOL
+from allocator.family import PoolDef
 from allocator.mac import normalise_mac
-from allocator.subnet import SUBNET_BUCKET as SUBNET_POOL
-from allocator.subnet import PoolDef, Subnet, SubnetSpec
+from allocator.subnet import Subnet
+from allocator.subnet_spec import SubnetSpec
 from webhook import metrics
 from webhook.cluster import objects
 from webhook.cluster.cache import Names, Object, ObjectCache

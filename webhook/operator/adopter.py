@@ -24,14 +24,15 @@ from webhook.cluster.kubeapi import ApiError, NotFound
 from webhook.cluster.store import Claim, Held, Store, token_of
 from webhook.leader import decisions
 from webhook.leader.lifecycle import Lifecycle
-from webhook.operator import adoption, ops
+from webhook.operator import adoption_plan, ops
+from webhook.operator.adoption_sources import as_migrated
 from webhook.operator.whereabouts import Record, WhereaboutsError, ippool_records, reservation_record
 
 KINDS = (objects.SUBNETS, objects.IPS, objects.IPPOOLS, objects.NADS, objects.PODS)
 WHEREABOUTS_KINDS = (objects.WHEREABOUTS_IPPOOLS, objects.WHEREABOUTS_RESERVATIONS)
 
 RETRY_PAUSE = 0.25  # seconds between tries of a pod patch the validating webhook denied
-DONE = {adoption.HOLD: "held", adoption.BIND: "bound", adoption.ANNOTATE: "annotated"}
+DONE = {adoption_plan.HOLD: "held", adoption_plan.BIND: "bound", adoption_plan.ANNOTATE: "annotated"}
 
 
 @dataclasses.dataclass
@@ -46,7 +47,7 @@ class Snapshot:
 
 def load(api_client: Any, *, namespace: str | None = None) -> Snapshot:
     """List every kind once (Whereabouts' when its CRDs exist); NADs with a Subnet for their
-    provider are read as they will be once they use kube-ovn (`adoption.as_migrated`)."""
+    provider are read as they will be once they use kube-ovn (`adoption_sources.as_migrated`)."""
     store = ops.load(api_client, KINDS)
     read_as_migrated(store)
     pods = [p for p in store.cache.list(objects.PODS) if namespace in (None, _namespace(p))]
@@ -77,12 +78,12 @@ def read_as_migrated(store: Store) -> None:
     """Replace, in this snapshot only, each NAD a Subnet waits for by its kube-ovn reading."""
     providers = {(s.get("spec") or {}).get("provider", "ovn") for s in store.subnets()}
     for nad in store.cache.list(objects.NADS):
-        migrated = adoption.as_migrated(nad, providers)
+        migrated = as_migrated(nad, providers)
         if migrated is not None:
             store.cache.put(objects.NADS, migrated)
 
 
-def apply(store: Store, plan: adoption.Plan, *, clock: Any = time.time) -> list[adoption.Row]:
+def apply(store: Store, plan: adoption_plan.Plan, *, clock: Any = time.time) -> list[adoption_plan.Row]:
     """Carry out `plan`; the rows say what was done, and failures are added to `plan.problems`."""
     outcome: dict[tuple[str, str, str], str] = {}
     lifecycle = Lifecycle(store=store, identity="multinic-ipam-adopt", clock=clock)
@@ -99,7 +100,7 @@ def apply(store: Store, plan: adoption.Plan, *, clock: Any = time.time) -> list[
 
 
 def _adopt_pod(
-    store: Store, lifecycle: Lifecycle, pod_plan: adoption.PodPlan, problems: list[str], now: float
+    store: Store, lifecycle: Lifecycle, pod_plan: adoption_plan.PodPlan, problems: list[str], now: float
 ) -> dict[tuple[str, str, str], str]:
     pod = pod_plan.pod
     meta = pod["metadata"]
@@ -187,7 +188,7 @@ def _bound_to(store: Store, name: str, uid: str | None) -> bool:
     return bool(uid) and ((ip or {}).get("spec") or {}).get("podUID") == uid
 
 
-def _reported_mac(store: Store, step: adoption.AttachmentPlan, pod: Object) -> str | None:
+def _reported_mac(store: Store, step: adoption_plan.AttachmentPlan, pod: Object) -> str | None:
     """The MAC Multus reported, unless another pod holds it in the Subnet: ipvlan interfaces all
     share their master's MAC, which an IP object records once; those pods get a MAC of their own."""
     if not step.mac:

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from allocator import nad
-from allocator.annotations import Route
+from allocator.annotations import Route, provider_for
 from allocator.errors import NadError, ParseError
 
 # spec.config of the guide's NADs exactly as the YAML single-quoted scalar delivers it
@@ -43,23 +43,15 @@ def test_guide_macvlan_nad_uses_ipam_mode():
         uses_kube_ovn=True,
         mode="ipam",
         provider="macvlan.default",
-        expected_provider="macvlan.default",
         server_socket="/run/openvswitch/kube-ovn-daemon.sock",
         routes=(),
         cni_version="0.3.0",
-        plugin_type="macvlan",
     )
 
 
 def test_guide_attachnet_nad_uses_type_mode():
     parsed = nad.parse_nad("default", "attachnet", {"config": GUIDE_ATTACHNET})
-    assert (parsed.uses_kube_ovn, parsed.mode, parsed.provider, parsed.plugin_type) == (
-        True,
-        "type",
-        "attachnet.default.ovn",
-        "kube-ovn",
-    )
-    assert parsed.expected_provider == "attachnet.default.ovn"
+    assert (parsed.uses_kube_ovn, parsed.mode, parsed.provider) == (True, "type", "attachnet.default.ovn")
     assert parsed.server_socket == nad.DEFAULT_SERVER_SOCKET
 
 
@@ -74,13 +66,8 @@ def test_nad_not_using_kube_ovn_parses():
     parsed = nad.parse_nad(
         "default", "plain", config(cniVersion="0.4.0", type="macvlan", ipam={"type": "dhcp"})
     )
-    assert (parsed.uses_kube_ovn, parsed.mode, parsed.provider, parsed.expected_provider) == (
-        False,
-        None,
-        None,
-        None,
-    )
-    assert (parsed.plugin_type, parsed.cni_version) == ("macvlan", "0.4.0")
+    assert (parsed.uses_kube_ovn, parsed.mode, parsed.provider) == (False, None, None)
+    assert parsed.cni_version == "0.4.0"
 
 
 def test_nad_not_using_us_may_have_odd_fields_we_do_not_read():
@@ -108,12 +95,7 @@ def test_conflist_with_ipam_in_first_plugin():
         ],
     )
     parsed = nad.parse_nad("apps", "br", spec)
-    assert (parsed.mode, parsed.provider, parsed.plugin_type, parsed.cni_version) == (
-        "ipam",
-        "br.apps",
-        "bridge",
-        "1.0.0",
-    )
+    assert (parsed.mode, parsed.provider, parsed.cni_version) == ("ipam", "br.apps", "1.0.0")
 
 
 def test_conflist_with_kube_ovn_type_plugin():
@@ -122,12 +104,12 @@ def test_conflist_with_kube_ovn_type_plugin():
         plugins=[{"type": "tuning"}, {"type": "kube-ovn", "provider": "net.apps.ovn"}],
     )
     parsed = nad.parse_nad("apps", "net", spec)
-    assert (parsed.mode, parsed.provider, parsed.plugin_type) == ("type", "net.apps.ovn", "kube-ovn")
+    assert (parsed.mode, parsed.provider) == ("type", "net.apps.ovn")
 
 
-def test_conflist_not_using_us_reports_first_plugin_type():
+def test_conflist_not_using_us_is_not_ours():
     parsed = nad.parse_nad("apps", "net", config(plugins=[{"type": "bridge"}, {"type": "portmap"}]))
-    assert (parsed.uses_kube_ovn, parsed.plugin_type) == (False, "bridge")
+    assert parsed.uses_kube_ovn is False
 
 
 def test_type_kube_ovn_wins_over_its_own_ipam():
@@ -345,5 +327,6 @@ def test_structured_configs_raise_only_nad_errors(conf):
         assert str(error)
     else:
         if parsed.uses_kube_ovn:
-            assert parsed.provider == parsed.expected_provider
+            expected = provider_for("macvlan", "default", ovn_type=parsed.mode == nad.MODE_TYPE)
+            assert parsed.provider == expected
             assert parsed.provider in ("macvlan.default", "macvlan.default.ovn")

@@ -18,8 +18,10 @@ from allocator.errors import (
     ParseError,
     SubnetExhausted,
 )
-from allocator.mac import random_mac
-from allocator.subnet import Subnet, SubnetSpec, Usage
+from allocator.mac import format_mac, random_mac_value
+from allocator.subnet import Subnet
+from allocator.subnet_spec import SubnetSpec
+from allocator.usage import Usage
 
 GUIDE_SPEC = {
     "protocol": "IPv4",
@@ -188,7 +190,7 @@ def test_allocation_is_idempotent_per_owner(family: int, cidr: str) -> None:
     net = subnet(cidr)
     first = net.allocate("pod", family)
     assert net.allocate("pod", family) == first
-    assert net.addresses_of("pod") == (first,)
+    assert (net.held_by("pod", family), net.holder(first)) == (first, "pod")
     assert net.held_count == 1
 
 
@@ -223,7 +225,7 @@ def test_exhaustion_changes_nothing(family: int, cidr: str) -> None:
     with pytest.raises(SubnetExhausted):
         net.allocate("late", family)
     assert net.usage() == before
-    assert net.addresses_of("late") == ()
+    assert net.held_by("late", family) is None
 
 
 @pytest.mark.parametrize(
@@ -359,29 +361,20 @@ def test_release_reports_the_former_owner_once(family: int, cidr: str) -> None:
     assert net.release(address) == "pod"
     assert net.release(str(address)) is None
     assert net.release("192.0.2.1") is None
-    assert net.addresses_of("pod") == ()
+    assert net.held_by("pod", family) is None
     assert net.held_count == 0
-
-
-def test_release_owner_frees_every_family_and_the_mac() -> None:
-    net = subnet("10.0.0.0/24,fd00::/64")
-    addresses = net.allocate_all("pod")
-    mac = net.allocate_mac("pod")
-    assert net.release_owner("pod") == list(addresses)
-    assert net.held_count == 0
-    assert net.mac_of("pod") is None
-    assert net.release_mac(mac) is None
-    assert net.release_owner("pod") == []
 
 
 def test_owner_holding_several_addresses_keeps_the_rest_on_release() -> None:
     net = subnet("10.0.0.0/24")
     net.claim("pod", "10.0.0.50")
     net.claim("pod", "10.0.0.60")
-    assert [str(a) for a in net.addresses_of("pod")] == ["10.0.0.50", "10.0.0.60"]
+    assert (net.holder("10.0.0.50"), net.holder("10.0.0.60"), net.held_count) == ("pod", "pod", 2)
+    assert str(net.held_by("pod", 4)) == "10.0.0.50"
     assert str(net.allocate("pod", 4)) == "10.0.0.50"
     net.release("10.0.0.50")
-    assert [str(a) for a in net.addresses_of("pod")] == ["10.0.0.60"]
+    assert (net.holder("10.0.0.50"), net.holder("10.0.0.60"), net.held_count) == (None, "pod", 1)
+    assert str(net.held_by("pod", 4)) == "10.0.0.60"
 
 
 # -- allocate_all --------------------------------------------------------------------------------
@@ -404,7 +397,9 @@ def test_allocate_all_gives_one_address_per_family() -> None:
 def test_allocate_all_claims_fixed_and_allocates_the_other_family(fixed, expected) -> None:
     net = subnet("10.0.0.0/24,fd00::/64")
     assert [str(a) for a in net.allocate_all("pod", fixed)] == expected
-    assert [str(a) for a in net.addresses_of("pod")] == expected
+    assert [str(net.held_by("pod", family)) for family in (4, 6)] == expected
+    assert [net.holder(address) for address in expected] == ["pod", "pod"]
+    assert net.held_count == 2
 
 
 def test_allocate_all_accepts_the_annotation_text() -> None:
@@ -422,7 +417,7 @@ def test_allocate_all_is_all_or_nothing_when_a_family_is_exhausted() -> None:
     with pytest.raises(SubnetExhausted):
         net.allocate_all("pod", ["10.0.0.77"])
     assert net.usage() == before
-    assert net.addresses_of("pod") == ()
+    assert (net.held_by("pod", 4), net.held_by("pod", 6)) == (None, None)
     assert net.holder("10.0.0.77") is None
     assert str(net.allocate("other", 4)) == "10.0.0.2"
 
@@ -517,7 +512,7 @@ def test_allocate_mac_is_random_local_unicast_unique_and_idempotent() -> None:
 
 def test_allocate_mac_skips_a_mac_already_held() -> None:
     net = Subnet(SubnetSpec.parse("net", {"cidrBlock": "10.0.0.0/24"}), rng=random.Random(5))
-    taken = random_mac(random.Random(5))
+    taken = format_mac(random_mac_value(random.Random(5)))
     net.claim_mac("static", taken)
     assert net.allocate_mac("pod") != taken
 

@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 
 from certs import generate, reload
+
+
+def gunicorn_factory(reloading: reload.ReloadingContext) -> Callable[[], ssl.SSLContext]:
+    """Builds a server context for the pair as gunicorn's `default_ssl_context_factory` does."""
+
+    def build() -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(certfile=reloading.cert_file, keyfile=reloading.key_file)
+        return context
+
+    return build
+
+
+def reloads(caplog: pytest.LogCaptureFixture) -> int:
+    """How many times a changed pair was loaded after the first (its INFO line)."""
+    return sum(r.getMessage().startswith("loaded renewed certificate") for r in caplog.records)
 
 
 def serial_seen_by_client(server_context_source: reload.ReloadingContext, ca_file: Path) -> int:
@@ -22,7 +39,7 @@ def serial_seen_by_client(server_context_source: reload.ReloadingContext, ca_fil
 
     def serve_one() -> None:
         conn, _ = listener.accept()
-        context = server_context_source.get(server_context_source.default_factory)
+        context = server_context_source.get(gunicorn_factory(server_context_source))
         with context.wrap_socket(conn, server_side=True) as tls:
             tls.recv(1)
 
@@ -50,14 +67,18 @@ def serial_on_disk(path: Path) -> int:
     return x509.load_pem_x509_certificate(path.read_bytes()).serial_number
 
 
-def test_same_files_give_the_same_context(cert_dir: Path) -> None:
+def test_same_files_give_the_same_context(cert_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="certs.reload")
     reloading = reload.ReloadingContext(cert_dir / "tls.crt", cert_dir / "tls.key")
-    first = reloading.get(reloading.default_factory)
-    assert reloading.get(reloading.default_factory) is first
-    assert reloading.reloads == 0
+    first = reloading.get(gunicorn_factory(reloading))
+    assert reloading.get(gunicorn_factory(reloading)) is first
+    assert reloads(caplog) == 0
 
 
-def test_renewed_files_are_served_on_the_next_handshake(cert_dir: Path) -> None:
+def test_renewed_files_are_served_on_the_next_handshake(
+    cert_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="certs.reload")
     reloading = reload.ReloadingContext(cert_dir / "tls.crt", cert_dir / "tls.key")
     before = serial_seen_by_client(reloading, cert_dir / "ca.crt")
     assert before == serial_on_disk(cert_dir / "tls.crt")
@@ -67,29 +88,30 @@ def test_renewed_files_are_served_on_the_next_handshake(cert_dir: Path) -> None:
 
     assert after != before
     assert after == serial_on_disk(cert_dir / "tls.crt")
-    assert reloading.reloads == 1
+    assert reloads(caplog) == 1
 
 
 def test_half_written_pair_keeps_the_previous_context(
-    cert_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    cert_dir: Path, tmp_path_factory: pytest.TempPathFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="certs.reload")
     reloading = reload.ReloadingContext(cert_dir / "tls.crt", cert_dir / "tls.key")
-    first = reloading.get(reloading.default_factory)
+    first = reloading.get(gunicorn_factory(reloading))
     other = generate.write_certificates(tmp_path_factory.mktemp("other"), ["127.0.0.1"])
 
     (cert_dir / "tls.key").write_bytes(other.key.read_bytes())  # key renewed, certificate not yet
-    assert reloading.get(reloading.default_factory) is first
+    assert reloading.get(gunicorn_factory(reloading)) is first
 
     (cert_dir / "tls.crt").write_bytes(other.cert.read_bytes())
     os.utime(cert_dir / "tls.crt", ns=(1, 1))  # a distinct fingerprint even within one mtime tick
-    assert reloading.get(reloading.default_factory) is not first
-    assert reloading.reloads == 1
+    assert reloading.get(gunicorn_factory(reloading)) is not first
+    assert reloads(caplog) == 1
 
 
 def test_missing_files_at_start_raise(tmp_path: Path) -> None:
     reloading = reload.ReloadingContext(tmp_path / "tls.crt", tmp_path / "tls.key")
     with pytest.raises(OSError):
-        reloading.get(reloading.default_factory)
+        reloading.get(gunicorn_factory(reloading))
 
 
 def test_gunicorn_hook_keeps_one_context_per_file_pair(cert_dir: Path) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from cni import daemon
+from cni.daemon import Pod
 
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
 DEFAULT_NETWORK = "v1.multus-cni.io/default-network"
@@ -66,7 +68,7 @@ def fake_daemon(pods: daemon.PodSource, *, wait_seconds: float = 0.3) -> Iterato
     """The real daemon's HTTP server and Responder over an in-memory pod source; yields the socket."""
     with short_dir() as directory:
         socket = str(directory / "run" / "daemon.sock")
-        server = daemon.serve_in_thread(socket, daemon.Responder(pods, wait_seconds=wait_seconds))
+        server = serve_in_thread(socket, daemon.Responder(pods, wait_seconds=wait_seconds))
         try:
             yield socket
         finally:
@@ -76,3 +78,36 @@ def fake_daemon(pods: daemon.PodSource, *, wait_seconds: float = 0.3) -> Iterato
 
 def dumps(conf: Mapping[str, Any]) -> bytes:
     return json.dumps(conf).encode()
+
+
+class StaticPods:
+    """An in-memory `cni.daemon.PodSource`: `put` a pod and waiters wake up."""
+
+    def __init__(self, pods: list[Pod] | None = None) -> None:
+        self._pods: dict[tuple[str, str], Pod] = {}
+        self._changed = threading.Condition()
+        for pod in pods or []:
+            self.put(pod)
+
+    def put(self, pod: Pod) -> None:
+        meta = pod["metadata"]
+        with self._changed:
+            self._pods[(meta["namespace"], meta["name"])] = pod
+            self._changed.notify_all()
+
+    def cached(self, namespace: str, name: str) -> Pod | None:
+        with self._changed:
+            return self._pods.get((namespace, name))
+
+    read = cached
+
+    def wait_for_change(self, timeout: float) -> None:
+        with self._changed:
+            self._changed.wait(timeout)
+
+
+def serve_in_thread(path: str, responder: daemon.Responder) -> daemon.UnixHTTPServer:
+    """Start serving on `path` in a daemon thread; `shutdown()` stops it."""
+    server = daemon.UnixHTTPServer(path, responder)
+    threading.Thread(target=server.serve_forever, name="node-daemon", daemon=True).start()
+    return server

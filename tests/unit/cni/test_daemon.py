@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 
 from cni import client, daemon, errors
-from tests.unit.cni.helpers import annotated_pod, fake_daemon, short_dir
+from tests.unit.cni.helpers import StaticPods, annotated_pod, fake_daemon, serve_in_thread, short_dir
 
 REQUEST = {"namespace": "default", "name": "p1", "provider": "macvlan.default", "ifname": "net1"}
 
 
 def test_waits_for_annotations_that_arrive_late() -> None:
-    pods = daemon.StaticPods([annotated_pod("p1", allocated=False)])
+    pods = StaticPods([annotated_pod("p1", allocated=False)])
     timer = threading.Timer(0.3, pods.put, [annotated_pod("p1")])
     timer.start()
     answer = daemon.Responder(pods, wait_seconds=20).answer(REQUEST)
@@ -27,7 +27,7 @@ def test_waits_for_annotations_that_arrive_late() -> None:
     assert answer["ips"] == [{"address": "172.17.0.12/16", "family": 4}]
 
 
-class FlakyPods(daemon.StaticPods):
+class FlakyPods(StaticPods):
     """A source whose cache never has the pod and whose reads fail `failures` times first."""
 
     def __init__(self, failures: int) -> None:
@@ -63,7 +63,7 @@ def test_gives_up_after_the_deadline_saying_the_api_server_is_unreachable() -> N
 
 
 def test_recreated_pod_with_another_uid_is_refused() -> None:
-    responder = daemon.Responder(daemon.StaticPods([annotated_pod("p1", uid="new")]))
+    responder = daemon.Responder(StaticPods([annotated_pod("p1", uid="new")]))
     with pytest.raises(daemon.DaemonError, match="has UID new, not old"):
         responder.answer({**REQUEST, "pod_uid": "old"})
 
@@ -73,14 +73,14 @@ def test_recreated_pod_with_another_uid_is_refused() -> None:
                                              ({**REQUEST, "name": 3}, "name")])
 def test_bad_requests_are_code_7_naming_the_field(body: dict, field: str) -> None:
     with pytest.raises(daemon.DaemonError, match=f"field {field} is") as caught:
-        daemon.Responder(daemon.StaticPods()).answer(body)
+        daemon.Responder(StaticPods()).answer(body)
     assert caught.value.code == errors.INVALID_CONFIG
 
 
 def test_socket_is_0600_in_a_created_parent_and_removed_on_close() -> None:
     with short_dir() as directory:
         path = directory / "deep" / "run" / "d.sock"
-        server = daemon.serve_in_thread(str(path), daemon.Responder(daemon.StaticPods()))
+        server = serve_in_thread(str(path), daemon.Responder(StaticPods()))
         try:
             mode = os.stat(path).st_mode
             assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600
@@ -95,7 +95,7 @@ def test_a_stale_socket_file_is_replaced() -> None:
     with short_dir() as directory:
         path = directory / "d.sock"
         path.write_text("stale")
-        server = daemon.serve_in_thread(str(path), daemon.Responder(daemon.StaticPods()))
+        server = serve_in_thread(str(path), daemon.Responder(StaticPods()))
         try:
             assert client.request(str(path), "GET", "/v1/healthz") == {"ok": True}
         finally:
@@ -103,7 +103,7 @@ def test_a_stale_socket_file_is_replaced() -> None:
             server.server_close()
 
 
-class BarrierPods(daemon.StaticPods):
+class BarrierPods(StaticPods):
     """Every read waits until `parties` reads are in flight: only a concurrent server gets past it."""
 
     def __init__(self, parties: int) -> None:
@@ -133,7 +133,7 @@ def test_serves_calls_concurrently() -> None:
     ("POST", "/v2/other", b"{}", 404), ("GET", "/nothing", None, 404),
 ])
 def test_http_errors_are_json_with_a_code(method: str, path: str, body: bytes | None, status: int) -> None:
-    with fake_daemon(daemon.StaticPods()) as socket:
+    with fake_daemon(StaticPods()) as socket:
         answered, raw = client.exchange(socket, method, path, body or b"", timeout=10)
     payload = json.loads(raw)
     assert answered == status
@@ -150,7 +150,7 @@ def test_node_command_is_registered_with_the_documented_defaults() -> None:
 
 
 def test_each_call_logs_one_line_with_pod_provider_and_outcome(caplog: pytest.LogCaptureFixture) -> None:
-    pods = daemon.StaticPods([annotated_pod("p1"), annotated_pod("bare", allocated=False)])
+    pods = StaticPods([annotated_pod("p1"), annotated_pod("bare", allocated=False)])
     with caplog.at_level("INFO", logger="multinic_ipam.node"), fake_daemon(pods, wait_seconds=0.1) as socket:
         client.allocation(socket, REQUEST)
         with pytest.raises(errors.CniError):
@@ -176,7 +176,7 @@ def test_pod_dict_keeps_what_the_daemon_reads_from_a_v1pod() -> None:
     }
 
 
-class CountingPods(daemon.StaticPods):
+class CountingPods(StaticPods):
     """Counts direct reads: an annotated pod in the cache needs none."""
 
     reads = 0

@@ -11,8 +11,16 @@ from typing import Any
 
 import pytest
 
-from cni import daemon, plugin
-from tests.unit.cni.helpers import annotated_pod, cni_env, dumps, fake_daemon, ipam_conf, short_dir
+from cni import plugin
+from tests.unit.cni.helpers import (
+    StaticPods,
+    annotated_pod,
+    cni_env,
+    dumps,
+    fake_daemon,
+    ipam_conf,
+    short_dir,
+)
 
 
 def call(command: str, conf: dict[str, Any], **env: str) -> tuple[int, dict[str, Any] | None]:
@@ -22,12 +30,12 @@ def call(command: str, conf: dict[str, Any], **env: str) -> tuple[int, dict[str,
 
 
 @pytest.fixture
-def pods() -> daemon.StaticPods:
-    return daemon.StaticPods([annotated_pod("p1")])
+def pods() -> StaticPods:
+    return StaticPods([annotated_pod("p1")])
 
 
 @pytest.mark.parametrize("version", ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
-def test_add_returns_the_annotated_address_in_the_requested_version(pods: daemon.StaticPods,
+def test_add_returns_the_annotated_address_in_the_requested_version(pods: StaticPods,
                                                                      version: str) -> None:
     with fake_daemon(pods) as socket:
         code, out = call("ADD", ipam_conf(socket, version=version))
@@ -36,14 +44,14 @@ def test_add_returns_the_annotated_address_in_the_requested_version(pods: daemon
     assert out == {"cniVersion": version, "ips": [ip], "routes": [], "dns": {}}
 
 
-def test_add_sends_the_nad_routes(pods: daemon.StaticPods) -> None:
+def test_add_sends_the_nad_routes(pods: StaticPods) -> None:
     with fake_daemon(pods) as socket:
         _, out = call("ADD", ipam_conf(socket, routes=[{"dst": "10.10.0.0/16"}]))
     assert out is not None and out["routes"] == [{"dst": "10.10.0.0/16", "gw": "172.17.0.1"}]
 
 
 def test_add_for_an_unannotated_pod_is_code_11_naming_pod_and_provider() -> None:
-    pods = daemon.StaticPods([annotated_pod("p1", allocated=False)])
+    pods = StaticPods([annotated_pod("p1", allocated=False)])
     with fake_daemon(pods, wait_seconds=0.2) as socket:
         code, out = call("ADD", ipam_conf(socket))
     assert code == 1
@@ -53,7 +61,7 @@ def test_add_for_an_unannotated_pod_is_code_11_naming_pod_and_provider() -> None
 
 
 def test_add_for_a_missing_pod_is_code_11() -> None:
-    with fake_daemon(daemon.StaticPods()) as socket:
+    with fake_daemon(StaticPods()) as socket:
         code, out = call("ADD", ipam_conf(socket), pod="ghost")
     assert (code, out["code"], out["msg"]) == (1, 11, "pod default/ghost does not exist")  # type: ignore[index]
 
@@ -73,7 +81,7 @@ def test_ipam_del_succeeds_without_daemon_or_pod_and_prints_nothing() -> None:
         assert call("DEL", conf) == (0, None)
 
 
-def test_check_compares_prev_result_with_the_annotations(pods: daemon.StaticPods) -> None:
+def test_check_compares_prev_result_with_the_annotations(pods: StaticPods) -> None:
     with fake_daemon(pods) as socket:
         good = {**ipam_conf(socket, version="0.4.0"), "prevResult": {"ips": [{"address": "172.17.0.12/16"}]}}
         bad = {**good, "prevResult": {"ips": [{"address": "172.17.0.99/16"}]}}
@@ -83,20 +91,20 @@ def test_check_compares_prev_result_with_the_annotations(pods: daemon.StaticPods
     assert "172.17.0.99/16" in out["msg"] and "pod default/p1 provider macvlan.default" in out["msg"]
 
 
-def test_check_on_0_3_x_is_incompatible(pods: daemon.StaticPods) -> None:
+def test_check_on_0_3_x_is_incompatible(pods: StaticPods) -> None:
     with fake_daemon(pods) as socket:
         code, out = call("CHECK", ipam_conf(socket, version="0.3.1"))
     assert code == 1 and out is not None and out["code"] == 1
 
 
-def test_status_reports_daemon_health(pods: daemon.StaticPods) -> None:
+def test_status_reports_daemon_health(pods: StaticPods) -> None:
     with fake_daemon(pods) as socket:
         assert call("STATUS", ipam_conf(socket, version="1.1.0")) == (0, None)
     code, out = call("STATUS", ipam_conf(socket, version="1.1.0"))
     assert code == 1 and out is not None and out["code"] == 50
 
 
-def test_gc_succeeds_and_releases_nothing(pods: daemon.StaticPods) -> None:
+def test_gc_succeeds_and_releases_nothing(pods: StaticPods) -> None:
     conf = {**ipam_conf("/nonexistent.sock", version="1.1.0"),
             "cni.dev/valid-attachments": [{"containerID": "c0ffee", "ifname": "net1"}]}
     assert call("GC", conf) == (0, None)

@@ -12,6 +12,8 @@ from webhook.cluster import objects
 from webhook.cluster.kubeapi import Conflict
 from webhook.cluster.store import Claim, PodIdentity, address_of
 from webhook.operator import adopter, adoption
+from webhook.operator.adoption_plan import Plan
+from webhook.operator.adoption_sources import as_migrated
 from webhook.operator.whereabouts import Record
 
 WHEREABOUTS_CONFIG = json.dumps({
@@ -52,33 +54,33 @@ def world() -> World:
     return made
 
 
-def plan_for(world: World, *pods: dict, records: tuple[Record, ...] = ()) -> adoption.Plan:
+def plan_for(world: World, *pods: dict, records: tuple[Record, ...] = ()) -> Plan:
     for p in pods:
         world.add(objects.PODS, p)
     return adoption.plan(world.store, world.cache.list(objects.PODS), records)
 
 
-def rows(plan: adoption.Plan) -> list[tuple[str, str, str, str, str]]:
+def rows(plan: Plan) -> list[tuple[str, str, str, str, str]]:
     return [(r.pod, r.interface, r.address, r.subnet, r.action) for r in plan.rows]
 
 
 def test_as_migrated_reads_another_ipam_as_kube_ovn_once_its_subnet_exists() -> None:
     whereabouts = nad("wa", WHEREABOUTS_CONFIG)
-    migrated = adoption.as_migrated(whereabouts, {"wa.default"})
+    migrated = as_migrated(whereabouts, {"wa.default"})
     config = json.loads(migrated["spec"]["config"])
     assert config["type"] == "macvlan" and config["master"] == "eth0"
     assert config["ipam"] == {"type": "kube-ovn", "provider": "wa.default",
                               "server_socket": "/run/openvswitch/kube-ovn-daemon.sock"}
     assert json.loads(whereabouts["spec"]["config"])["ipam"]["type"] == "whereabouts"  # the input is kept
-    assert adoption.as_migrated(whereabouts, {"other.default"}) is None  # no Subnet: not migrating
+    assert as_migrated(whereabouts, {"other.default"}) is None  # no Subnet: not migrating
     conflist = nad("wa", json.dumps({"cniVersion": "0.4.0", "name": "wa", "plugins": [
         {"type": "macvlan", "ipam": {"type": "host-local", "subnet": "10.1.1.0/24"}}, {"type": "tuning"}]}))
-    plugins = json.loads(adoption.as_migrated(conflist, {"wa.default"})["spec"]["config"])["plugins"]
+    plugins = json.loads(as_migrated(conflist, {"wa.default"})["spec"]["config"])["plugins"]
     assert plugins[0]["ipam"]["type"] == "kube-ovn" and plugins[1] == {"type": "tuning"}
     ours = nad("wa", json.dumps({"cniVersion": "0.3.0", "type": "macvlan",
                                  "ipam": {"type": "kube-ovn", "provider": "wa.default"}}))
-    assert adoption.as_migrated(ours, {"wa.default"}) is None  # already ours: read as it is
-    assert adoption.as_migrated(nad("wa", "{not json"), {"wa.default"}) is None
+    assert as_migrated(ours, {"wa.default"}) is None  # already ours: read as it is
+    assert as_migrated(nad("wa", "{not json"), {"wa.default"}) is None
 
 
 def test_each_live_pods_addresses_are_held_in_the_subnet_the_resolver_picks(world: World) -> None:

@@ -20,7 +20,8 @@ import netaddr
 from allocator import annotations as keys
 from allocator import mac, pools
 from allocator.errors import AllocatorError, ParseError, PoolSpecError
-from allocator.subnet import PoolDef, Subnet
+from allocator.family import PoolDef
+from allocator.subnet import Subnet
 from webhook.admission import attachments, subnet_fit
 from webhook.admission.attachments import Attachment
 from webhook.admission.rules import common

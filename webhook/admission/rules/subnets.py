@@ -1,4 +1,4 @@
-"""Subnet rules: a valid spec (`allocator.subnet.SubnetSpec`), a provider that can name a NAD, no
+"""Subnet rules: a valid spec (`allocator.subnet_spec.SubnetSpec`), a provider that can name a NAD, no
 overlap with a Subnet serving the same provider, and no change or deletion that would strand an
 address a pod holds (the pod would keep using an address the Subnet no longer accounts for)."""
 
@@ -11,7 +11,7 @@ import netaddr
 
 from allocator import nad
 from allocator.errors import AllocatorError, NadError
-from allocator.subnet import SubnetSpec
+from allocator.subnet_spec import SubnetSpec
 from webhook.admission.rules import common
 from webhook.admission.subnetinfo import PRIMARY, SubnetInfo
 
