@@ -9,6 +9,7 @@ the mutation, on a machine the API server shares. Every failure is one of `error
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import select
@@ -58,7 +59,8 @@ class Transport:
         self.timeout = timeout
         self.user_agent = user_agent
         self.context = _ssl_context(configuration) if self.https else None
-        name = getattr(configuration, "tls_server_name", None) or getattr(configuration, "assert_hostname", None)
+        name = getattr(configuration, "tls_server_name", None) or getattr(
+            configuration, "assert_hostname", None)
         self.server_name = name if isinstance(name, str) and name else self.host
         proxy = urllib.parse.urlsplit(getattr(configuration, "proxy", None) or "")
         self.proxy = (proxy.hostname, proxy.port or 80) if proxy.hostname else None
@@ -102,7 +104,8 @@ class Transport:
         """Open a watch of `path` on a connection of its own (so `Watch.close` can interrupt it)."""
         connection = self._new_connection(timeout)
         try:
-            connection.request("GET", self.target(path, {**query, "watch": "true"}), headers=self._headers(JSON))
+            target = self.target(path, {**query, "watch": "true"})
+            connection.request("GET", target, headers=self._headers(JSON))
             response = connection.getresponse()
         except (OSError, http.client.HTTPException) as error:
             connection.close()
@@ -184,7 +187,8 @@ class Transport:
         if not self.https:
             return http.client.HTTPConnection(host, port, timeout=timeout)
         assert self.context is not None
-        connection = _HTTPSConnection(host, port, timeout=timeout, context=self.context, server_name=self.server_name)
+        connection = _HTTPSConnection(host, port, timeout=timeout, context=self.context,
+                                      server_name=self.server_name)
         if self.proxy:
             connection.set_tunnel(self.host, self.port, headers=self.proxy_headers)
         return connection
@@ -202,6 +206,7 @@ class Watch:
     def __init__(self, connection: http.client.HTTPConnection, response: http.client.HTTPResponse) -> None:
         self.connection = connection
         self.response = response
+        self.closed = False
 
     def events(self) -> Iterator[Object]:
         """Each event (`type`, `object`) until the server ends the watch; an ERROR event raises
@@ -213,16 +218,23 @@ class Watch:
             yield event
 
     def _chunks(self) -> Iterator[bytes]:
-        while chunk := self.response.read1(CHUNK):
+        while True:
+            try:
+                chunk = self.response.read1(CHUNK)
+            except (OSError, ValueError, AttributeError, http.client.HTTPException) as error:
+                if self.closed:  # closed under the read (AttributeError: by another thread)
+                    return
+                raise Unreachable(f"the watch broke off ({error!r})") from error
+            if not chunk:
+                return
             yield chunk
 
     def close(self) -> None:
+        self.closed = True
         sock = self.connection.sock
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):  # already closed by the server
                 socket.socket.shutdown(sock, socket.SHUT_RDWR)  # wakes a read blocked in another thread
-            except OSError:
-                pass  # already closed by the server
         self.connection.close()
 
 

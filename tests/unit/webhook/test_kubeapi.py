@@ -1,4 +1,4 @@
-"""`KubernetesApi` over the transport's keep-alive connections: reuse, auth, TLS, proxy, status mapping, retries."""
+"""`KubernetesApi` over the transport's keep-alive connections: reuse, auth, TLS, proxy, statuses, retries."""
 
 from __future__ import annotations
 
