@@ -102,11 +102,13 @@ class Transport:
 
     def watch(self, path: str, query: Query, *, timeout: float) -> Watch:
         """Open a watch of `path` on a connection of its own (so `Watch.close` can interrupt it)."""
-        connection = self._new_connection(timeout)
+        connection = self._new_connection(self.timeout)  # to connect and have the answer begin
         try:
             target = self.target(path, {**query, "watch": "true"})
             connection.request("GET", target, headers=self._headers(JSON))
             response = connection.getresponse()
+            if connection.sock is not None:
+                connection.sock.settimeout(timeout)  # then the events, which may be minutes apart
         except (OSError, http.client.HTTPException) as error:
             connection.close()
             raise Unreachable(f"cannot watch {path} at {self.where} ({error})") from error
