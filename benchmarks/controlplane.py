@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from certs import generate
 from devtools.controlplane import ControlPlane
-from webhook.operator import install
+from webhook.operator import configurations, install
 
 RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 
@@ -42,7 +42,7 @@ def one_run(folder: Path) -> dict[str, float]:
         install.apply_crds(api)
         timings["crds_s"] = time.perf_counter() - began
         generate.write_certificates(folder / "certs", ["127.0.0.1"])
-        target = install.Target.parse(url="https://127.0.0.1:1")
+        target = configurations.Target.parse(url="https://127.0.0.1:1")
         for key in ("install_s", "install_again_s"):
             began = time.perf_counter()
             install.install(api, target=target, cert_dir=folder / "certs")

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 from typing import Any
 
@@ -43,16 +44,15 @@ def _positive(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kubernetes import client, config
-
     from cni import daemon, podwatch
+    from webhook.cluster.connection import ConnectError, connect
 
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.kubeconfig:
-        api_client = config.new_client_from_config(config_file=args.kubeconfig)
-    else:
-        config.load_incluster_config()
-        api_client = client.ApiClient()
+    try:
+        api_client = connect(args.kubeconfig)
+    except ConnectError as error:
+        print(f"multinic-ipam node: {error}", file=sys.stderr)
+        return 2
     pods = podwatch.KubernetesPods(api_client, args.node_name)
     pods.start()
     server = daemon.UnixHTTPServer(args.socket, daemon.Responder(pods, wait_seconds=args.wait_seconds))

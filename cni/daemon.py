@@ -1,6 +1,6 @@
 """The node daemon: answers the `kube-ovn` plugin on a unix socket from the pods' annotations.
 
-Pods of this node come from a watch (a `SharedInformer` with `spec.nodeName=<node>`); a pod the
+Pods of this node come from a watch (the webhook's informer with `spec.nodeName=<node>`); a pod the
 watch has not delivered yet (just scheduled, or never scheduled as in tests) is read directly.
 A pod created before the webhook could annotate it is waited for a bounded time, then refused
 with CNI code 11 so that the runtime retries the sandbox later.

@@ -1,8 +1,8 @@
 """`PodSource` backed by the API server: a watch of this node's pods plus direct reads.
 
-The watch is the client's `SharedInformer` (list, watch from the resourceVersion, relist on 410).
-Its loop reconnects at once after an error; an ERROR handler, which runs on the informer's own
-thread, adds a pause so that an API server restart is waited out instead of spun on.
+The watch is the webhook's own informer (`webhook.cluster.informers`: paged list, watch from the
+resourceVersion, relist on 410, backoff on errors) narrowed by a field selector to this node; the
+reads go through the same transport. This is the node daemon, not the stdlib-only plugin.
 """
 
 from __future__ import annotations
@@ -10,71 +10,60 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-from kubernetes.informer import informer
-
 from cni.daemon import Pod
+from webhook.cluster import objects
+from webhook.cluster.cache import ObjectCache
+from webhook.cluster.errors import NotFound
+from webhook.cluster.informers import Informers
+from webhook.cluster.routes import ROUTES
+from webhook.cluster.transport import Transport
 
 READ_TIMEOUT_SECONDS = 5
-RECONNECT_PAUSE_SECONDS = 1.0
+STOP_WAIT_SECONDS = 1.0
 
 
-def pod_dict(pod: Any) -> Pod:
-    """The fields the daemon reads, from a `V1Pod`."""
-    meta = pod.metadata
+def pod_dict(pod: dict[str, Any]) -> Pod:
+    """The fields the daemon reads, from a pod as the API server sends it."""
+    meta = pod.get("metadata") or {}
     return {
-        "metadata": {"namespace": meta.namespace, "name": meta.name, "uid": meta.uid,
-                     "annotations": dict(meta.annotations or {})},
-        "spec": {"nodeName": pod.spec.node_name if pod.spec else None},
+        "metadata": {"namespace": meta.get("namespace"), "name": meta.get("name"), "uid": meta.get("uid"),
+                     "annotations": dict(meta.get("annotations") or {})},
+        "spec": {"nodeName": (pod.get("spec") or {}).get("nodeName")},
     }
 
 
 class KubernetesPods:
     """The pods on `node_name`, watched; any other pod is read on demand."""
 
-    def __init__(self, api_client: client.ApiClient, node_name: str, *, resync_seconds: int = 300) -> None:
-        self.core = client.CoreV1Api(api_client)
+    def __init__(self, api_client: Any, node_name: str) -> None:
+        self.transport = Transport.for_client(api_client, timeout=READ_TIMEOUT_SECONDS)
+        self.cache = ObjectCache()
         self._changed = threading.Condition()
-        self._stopping = threading.Event()
-        self.informer = informer.SharedInformer(
-            list_func=self.core.list_pod_for_all_namespaces,
-            field_selector=f"spec.nodeName={node_name}",
-            resync_period=resync_seconds,
-        )
-        for event in (informer.ADDED, informer.MODIFIED, informer.DELETED):
-            self.informer.add_event_handler(event, self._notify)
-        self.informer.add_event_handler(informer.ERROR, self._pause)
+        self.cache.subscribe(objects.PODS, self._notify)
+        self.informers = Informers(self.cache, api_client, (objects.PODS,),
+                                   field_selector=f"spec.nodeName={node_name}", backoff=(1.0, 10.0))
 
     def start(self) -> None:
-        self.informer.start()
+        self.informers.start()
 
     def stop(self) -> None:
-        """Ask the watch to end without waiting: its thread may sit in a read for minutes (the
-        watch's server-side timeout), and it is a daemon thread, so exiting never waits for it."""
-        self._stopping.set()
-        threading.Thread(target=self.informer.stop, name="informer-stop", daemon=True).start()
+        """End the watch (interrupting a quiet one); its thread is a daemon, so exit never waits."""
+        self.informers.stop(STOP_WAIT_SECONDS)
 
     def cached(self, namespace: str, name: str) -> Pod | None:
-        pod = self.informer.cache.get_by_key(f"{namespace}/{name}")
+        pod = self.cache.get(objects.PODS, name, namespace)
         return pod_dict(pod) if pod is not None else None
 
     def read(self, namespace: str, name: str) -> Pod | None:
         try:
-            pod = self.core.read_namespaced_pod(name, namespace, _request_timeout=READ_TIMEOUT_SECONDS)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return pod_dict(pod)
+            return pod_dict(self.transport.request("GET", ROUTES[objects.PODS].at(namespace, name)))
+        except NotFound:
+            return None
 
     def wait_for_change(self, timeout: float) -> None:
         with self._changed:
             self._changed.wait(timeout)
 
-    def _notify(self, _obj: Any) -> None:
+    def _notify(self, _event: str, _obj: Any) -> None:
         with self._changed:
             self._changed.notify_all()
-
-    def _pause(self, _error: Any) -> None:
-        self._stopping.wait(RECONNECT_PAUSE_SECONDS)

@@ -14,7 +14,7 @@ import pytest
 from certs import generate
 from devtools.controlplane import ControlPlane, free_port
 from tests.fixtures.controlplane import WEBHOOK_CONFIGURATION_KINDS
-from webhook.operator import install
+from webhook.operator import configurations, install
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICE_NAMESPACE = "multinic-ipam-e2e"
@@ -95,7 +95,7 @@ def test_install_twice_changes_nothing_the_second_time(
         assert hook["sideEffects"] == side_effects
         assert hook["failurePolicy"] == "Fail"
         # The server keeps exactly the CEL it was given (it compiled it, or install would have failed).
-        assert hook.get("matchConditions") == install.match_conditions(version)
+        assert hook.get("matchConditions") == configurations.match_conditions(version)
     for namespace in ("kube-system", SERVICE_NAMESPACE):
         labels = kubectl("get", "namespace", namespace, "-o", "jsonpath={.metadata.labels}").stdout
         assert json.loads(labels)["multinic-ipam.io/webhook"] == "ignore"
@@ -140,6 +140,29 @@ def test_a_new_ca_updates_the_configurations(
     jsonpath = "jsonpath={.webhooks[0].clientConfig.caBundle}"
     bundle = kubectl("get", "mutatingwebhookconfiguration", "multinic-ipam", "-o", jsonpath).stdout
     assert base64.b64decode(bundle) == (tmp_path / "two" / "ca.crt").read_bytes()
+
+
+def test_install_applies_server_side_and_a_second_run_writes_nothing(
+    control_plane: ControlPlane, kubectl, no_webhooks: None, tmp_path: Path
+) -> None:
+    generate.write_certificates(tmp_path, ["127.0.0.1"])
+    args = ("--url", f"https://127.0.0.1:{free_port()}", "--cert-dir", str(tmp_path))
+    assert run_install(control_plane, *args).returncode == 0
+
+    def live(kind: str, name: str) -> dict:
+        return json.loads(kubectl("get", kind, name, "--show-managed-fields", "-o", "json").stdout)
+
+    objects = [(kind, "multinic-ipam") for kind in WEBHOOK_CONFIGURATION_KINDS]
+    objects += [("customresourcedefinition", "subnets.kubeovn.io"), ("namespace", "kube-system")]
+    before = {obj: live(*obj) for obj in objects}
+    again = run_install(control_plane, *args)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines()[-1] == "nothing to change: already installed"
+    for obj, first in before.items():
+        after = live(*obj)
+        assert after["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"], obj
+        managers = {(f["manager"], f["operation"]) for f in after["metadata"]["managedFields"]}
+        assert ("multinic-ipam", "Apply") in managers, obj
 
 
 def test_bad_input_is_refused_and_changes_nothing(

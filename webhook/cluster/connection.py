@@ -1,4 +1,5 @@
-"""One way to reach the API server, for the webhook's workers and the operator's commands alike."""
+"""Where the API server is and how to authenticate (webhook, node daemon, operator commands alike):
+the client library loads a kubeconfig or the in-cluster service account, exec plugins included."""
 
 from __future__ import annotations
 
@@ -23,6 +24,6 @@ def connect(kubeconfig: str | None) -> Any:
         where = f"kubeconfig {kubeconfig!r}" if kubeconfig else "the in-cluster service account"
         hint = "give a working --kubeconfig" if kubeconfig else "run in a pod or give --kubeconfig"
         raise ConnectError(f"cannot reach the API server through {where} ({error}); {hint}") from error
-    # A webhook worker's six long-lived watches plus the writes of every request thread share one pool.
-    configuration.connection_pool_maxsize = 32
+    # Only the configuration (address, TLS, token and its refresh hook) is used: requests go through
+    # `webhook.cluster.transport`, never the client library's own pool.
     return client.ApiClient(configuration)

@@ -1,75 +1,43 @@
 """Keep an `ObjectCache` in step with the API server: list, then watch from the list's resourceVersion.
 
-One thread per kind. Objects are stored as the plain JSON dicts the API server sends (camelCase,
-like `kubectl get -o json`), which is what validation and mutation read. A watch that reports
-410 Gone (history compacted) triggers a relist; any other failure (the API server restarting, a
-dropped connection) reconnects with exponential backoff and resumes from the last resourceVersion.
-A kind whose API does not exist yet (its CRD not installed: 404) holds no objects, counts as
-synced, and is polled until it appears.
+One thread per kind, over the one `transport.Transport`. Objects are stored as the plain JSON
+dicts the API server sends (camelCase, like `kubectl get -o json`), which is what validation and
+mutation read. A watch that reports 410 Gone (history compacted) triggers a paged relist; any other
+failure (the API server restarting, a dropped connection) reconnects with exponential backoff and
+resumes from the last resourceVersion. A kind whose API does not exist yet (its CRD not installed:
+404) holds no objects, counts as synced, and is polled until it appears.
 
 `kubernetes.informer.SharedInformer` was considered: it expects typed list functions (`resp.items`,
-model objects), has no "synced" signal and cannot interrupt a quiet watch on stop, so this module
-drives the same list/watch protocol over `ApiClient` directly with `_preload_content`-style raw
-responses.
+model objects), has no "synced" signal and cannot interrupt a quiet watch on stop. The node
+daemon (`cni.podwatch`) uses these informers too, with a field selector.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from webhook import metrics
 from webhook.cluster import objects
 from webhook.cluster.cache import Object, ObjectCache
+from webhook.cluster.errors import Gone, NotFound
+from webhook.cluster.routes import ROUTES, Route
+from webhook.cluster.transport import Transport, Watch
 
 log = logging.getLogger(__name__)
 
+# The kinds the webhook caches, and where each is listed and watched (`Route.path`).
+ALL: tuple[str, ...] = (objects.SUBNETS, objects.IPS, objects.IPPOOLS, objects.NADS, objects.PODS,
+                        objects.STATEFULSETS)
+RESOURCES: dict[str, Route] = {kind: ROUTES[kind] for kind in ALL}
 
-@dataclass(frozen=True)
-class Resource:
-    """Where a cache kind is listed and watched (all namespaces), and what its items are called."""
-
-    path: str
-    api_version: str
-    kind: str
-
-
-RESOURCES: dict[str, Resource] = {
-    objects.SUBNETS: Resource(f"/apis/{objects.API_VERSION}/subnets", objects.API_VERSION, "Subnet"),
-    objects.IPS: Resource(f"/apis/{objects.API_VERSION}/ips", objects.API_VERSION, "IP"),
-    objects.IPPOOLS: Resource(f"/apis/{objects.API_VERSION}/ippools", objects.API_VERSION, "IPPool"),
-    objects.NADS: Resource(
-        f"/apis/{objects.NAD_GROUP}/{objects.NAD_VERSION}/network-attachment-definitions",
-        f"{objects.NAD_GROUP}/{objects.NAD_VERSION}",
-        "NetworkAttachmentDefinition",
-    ),
-    objects.PODS: Resource("/api/v1/pods", "v1", "Pod"),
-    objects.STATEFULSETS: Resource("/apis/apps/v1/statefulsets", "apps/v1", "StatefulSet"),
-}
-ALL: tuple[str, ...] = tuple(RESOURCES)
-
-LIST_PAGE = 500
 WATCH_SECONDS = 240  # the server ends each watch after this; we then resume from the last version
-CONNECT_TIMEOUT = 10.0
+LIST_TIMEOUT = 60.0  # seconds to wait for one page of a list
 ABSENT_POLL_SECONDS = 1.0  # how often a kind without an API (CRD not installed) is retried
-
-
-class Gone(Exception):  # noqa: N818 - named after HTTP 410, the condition it signals
-    """The resourceVersion we watch from is too old (410 Gone): relist."""
-
-
-class Absent(Exception):  # noqa: N818 - the API of a kind does not exist (404)
-    """The kind's API is not served (yet): its CRD is not installed."""
-
-
-class ApiError(Exception):
-    """The API server answered with an unexpected status."""
 
 
 class Informers:
@@ -83,13 +51,18 @@ class Informers:
         *,
         watch_seconds: int = WATCH_SECONDS,
         backoff: tuple[float, float] = (0.2, 10.0),
+        field_selector: str = "",
     ) -> None:
+        """`api_client`: an `ApiClient` (its configuration) or a `Transport`; `field_selector`
+        narrows every kind's list and watch (the node daemon: `spec.nodeName=<node>`)."""
         unknown = [kind for kind in kinds if kind not in RESOURCES]
         if unknown:
             raise ValueError(f"unknown kinds {unknown}; known kinds are {', '.join(ALL)}")
         self.cache = cache
+        transport = Transport.for_client(api_client, timeout=LIST_TIMEOUT)
+        query = {"fieldSelector": field_selector} if field_selector else {}
         self._watchers = [
-            _Watcher(kind, RESOURCES[kind], cache, api_client, watch_seconds=watch_seconds, backoff=backoff)
+            _Watcher(kind, cache, transport, query, watch_seconds=watch_seconds, backoff=backoff)
             for kind in kinds
         ]
 
@@ -129,23 +102,24 @@ class _Watcher(threading.Thread):
     def __init__(
         self,
         kind: str,
-        resource: Resource,
         cache: ObjectCache,
-        api_client: Any,
+        transport: Transport,
+        query: dict[str, str],
         *,
         watch_seconds: int,
         backoff: tuple[float, float],
     ) -> None:
         super().__init__(name=f"informer-{kind}", daemon=True)
         self.kind = kind
-        self.resource = resource
+        self.resource = RESOURCES[kind]
         self.cache = cache
-        self.api_client = api_client
+        self.transport = transport
+        self.query = query
         self.watch_seconds = watch_seconds
         self.backoff_first, self.backoff_max = backoff
         self.synced = threading.Event()
         self._stopping = threading.Event()
-        self._response: Any = None
+        self._response: Watch | None = None
         self._response_lock = threading.Lock()
 
     def stop(self) -> None:
@@ -153,10 +127,7 @@ class _Watcher(threading.Thread):
         with self._response_lock:
             response = self._response
         if response is not None:
-            try:
-                response.shutdown()  # unblocks the read of a quiet watch at once
-            except Exception:  # already closed or released: nothing to interrupt
-                log.debug("watch of %s was already closed", self.kind)
+            response.close()  # unblocks the read of a quiet watch at once
 
     def run(self) -> None:
         version: str | None = None
@@ -171,7 +142,7 @@ class _Watcher(threading.Thread):
                 log.info("watch of %s expired (410 Gone); relisting", self.kind)
                 metrics.INFORMER_RESTARTS.labels(self.kind, "gone").inc()
                 version = None
-            except Absent:
+            except NotFound:
                 if not self.synced.is_set():
                     log.warning("%s are not served by the API server (CRD not installed?); "
                                 "treating them as none until they appear", self.kind)
@@ -189,55 +160,36 @@ class _Watcher(threading.Thread):
 
     def _relist(self) -> str:
         """Replace the cached objects of this kind by a fresh (paged) list; its resourceVersion."""
-        items: list[Object] = []
-        token = ""
-        while True:
-            query: list[tuple[str, Any]] = [("limit", LIST_PAGE)]
-            if token:
-                query.append(("continue", token))
-            body = json.loads(self._get(query, read_timeout=60.0).read())
-            for item in body.get("items") or []:
-                item.setdefault("apiVersion", self.resource.api_version)
-                item.setdefault("kind", self.resource.kind)
-                items.append(item)
-            meta = body.get("metadata") or {}
-            token = meta.get("continue") or ""
-            if not token:
-                break
+        items, version = self.transport.list(self.resource.path, self.query)
+        for item in items:
+            item.setdefault("apiVersion", self.resource.api_version)
+            item.setdefault("kind", self.resource.kind)
         self._update(self.cache.replace, items)
         self.synced.set()
-        return str(meta.get("resourceVersion") or "0")
+        return version or "0"
 
     def _watch(self, version: str) -> str:
         """Apply watch events from `version` until the server ends the watch; the last version."""
-        query: list[tuple[str, Any]] = [
-            ("watch", "true"),
-            ("resourceVersion", version),
-            ("allowWatchBookmarks", "true"),
-            ("timeoutSeconds", self.watch_seconds),
-        ]
-        response = self._get(query, read_timeout=self.watch_seconds + 30.0)
+        query = {**self.query, "resourceVersion": version, "allowWatchBookmarks": "true",
+                 "timeoutSeconds": self.watch_seconds}
+        response = self.transport.watch(self.resource.path, query, timeout=self.watch_seconds + 30.0)
         with self._response_lock:
             self._response = response
         try:
             if self._stopping.is_set():  # stop() ran before there was a response to interrupt
                 return version
-            for line in _lines(response):
+            for event in response.events():
                 if self._stopping.is_set():
                     break
-                version = self._apply(json.loads(line), version)
+                version = self._apply(event, version)
         finally:
             with self._response_lock:
                 self._response = None
-            response.release_conn()
+            response.close()
         return version
 
     def _apply(self, event: dict[str, Any], version: str) -> str:
         kind, obj = event.get("type"), event.get("object") or {}
-        if kind == "ERROR":
-            if obj.get("code") == 410:
-                raise Gone(obj.get("message", ""))
-            raise ApiError(f"watch error {obj.get('code')}: {obj.get('message')}")
         if kind in ("ADDED", "MODIFIED"):
             if not self._held_already(obj):
                 self._update(self.cache.put, obj)
@@ -267,30 +219,6 @@ class _Watcher(threading.Thread):
             change(self.kind, arg)
         except Exception:
             log.exception("a subscriber of %s failed on a change; the cache holds it regardless", self.kind)
-
-    def _get(self, query: list[tuple[str, Any]], *, read_timeout: float) -> Any:
-        """GET the kind's path; the raw urllib3 response, or a typed exception for its status."""
-        client = self.api_client
-        method, url, headers, body, post = client.param_serialize(
-            method="GET",
-            resource_path=self.resource.path,
-            query_params=query,
-            header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"],
-        )
-        response = client.call_api(
-            method, url, header_params=headers, body=body, post_params=post,
-            _request_timeout=(CONNECT_TIMEOUT, read_timeout),
-        ).response
-        if response.status == 200:
-            return response
-        text = response.data.decode("utf-8", "replace")[:300]
-        response.release_conn()
-        if response.status == 410:
-            raise Gone(text)
-        if response.status == 404:
-            raise Absent(text)
-        raise ApiError(f"GET {self.resource.path} answered {response.status}: {text}")
 
 
 # What is read of these kinds besides `metadata` (pods: `decisions.terminated`; StatefulSets:
@@ -345,15 +273,3 @@ def _shared(value: Any) -> Any:
     if isinstance(value, list):
         return [_shared(v) for v in value]
     return value
-
-
-def _lines(response: Any) -> Iterator[bytes]:
-    """Newline-delimited JSON of a watch response, one event at a time."""
-    buffer = b""
-    for chunk in response.stream(amt=None, decode_content=True):
-        *lines, buffer = (buffer + chunk).split(b"\n")  # one split per chunk, however many events
-        for line in lines:
-            if line.strip():
-                yield line
-    if buffer.strip():
-        yield buffer

@@ -64,26 +64,20 @@ def _api_client(kubeconfig: Path | None) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from urllib3.exceptions import HTTPError
-
-    from webhook.operator import install, ops
+    from webhook.operator import configurations, install, ops
 
     try:
-        target = install.Target.parse(url=args.url, service=args.service)
-        install.read_ca_bundle(args.cert_dir)
+        target = configurations.Target.parse(url=args.url, service=args.service)
+        configurations.read_ca_bundle(args.cert_dir)
         api = _api_client(args.kubeconfig)
-    except (install.InstallError, ops.OpsError) as error:
+    except (configurations.InstallError, ops.OpsError) as error:
         print(f"multinic-ipam install: {error}", file=sys.stderr)
         return 2
     try:
-        print(install.describe_scope(install.server_version(api), target, all_pods=args.all_pods))
+        print(configurations.describe_scope(install.server_version(api), target, all_pods=args.all_pods))
         changes = install.install(api, target=target, cert_dir=args.cert_dir, all_pods=args.all_pods)
-    except install.InstallError as error:
+    except configurations.InstallError as error:
         print(f"multinic-ipam install: {error}", file=sys.stderr)
-        return 1
-    except HTTPError as error:
-        host = api.configuration.host
-        print(f"multinic-ipam install: cannot reach the API server at {host}: {error}", file=sys.stderr)
         return 1
     finally:
         api.close()

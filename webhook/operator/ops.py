@@ -55,11 +55,15 @@ def connect(kubeconfig: str | None) -> Any:
 
 
 def load(api_client: Any, kinds: Sequence[str] = ALL_KINDS) -> Any:
-    """A `Store` over a cache filled by one list of each of `kinds`."""
-    from webhook.cluster.kubeapi import ApiError, KubernetesApi, NotFound
+    """A `Store` over a cache filled by one (paged) list of each of `kinds`."""
+    from webhook.cluster.errors import ApiError, NotFound
+    from webhook.cluster.kubeapi import KubernetesApi
     from webhook.cluster.store import Store
 
-    api = KubernetesApi(api_client, timeout=30.0)
+    try:
+        api = KubernetesApi(api_client, timeout=30.0)
+    except ValueError as error:  # no usable server address in the configuration
+        raise OpsError(str(error)) from None
     cache = ObjectCache()
     store = Store(cache, api=api)
     for kind in kinds:
@@ -67,11 +71,8 @@ def load(api_client: Any, kinds: Sequence[str] = ALL_KINDS) -> Any:
             items = api.list(kind)
         except NotFound:
             items = []  # the CRD is not installed: nothing of that kind exists
-        except ApiError as error:
+        except ApiError as error:  # also Unreachable: refused, TLS, DNS (its message names the server)
             raise OpsError(f"cannot list {kind}: {error}") from None
-        except Exception as error:  # connection refused, TLS, DNS: name the server
-            host = getattr(getattr(api_client, "configuration", None), "host", "?")
-            raise OpsError(f"cannot reach the API server at {host} to list {kind}: {error}") from None
         cache.replace(kind, items)
     return store
 

@@ -163,13 +163,12 @@ def test_each_call_logs_one_line_with_pod_provider_and_outcome(caplog: pytest.Lo
                              "is the admission webhook installed?")
 
 
-def test_pod_dict_keeps_what_the_daemon_reads_from_a_v1pod() -> None:
-    from kubernetes import client as k8s
-
+def test_pod_dict_keeps_what_the_daemon_reads_from_a_served_pod() -> None:
     from cni import podwatch
 
-    pod = k8s.V1Pod(metadata=k8s.V1ObjectMeta(name="p", namespace="ns", uid="u", annotations=None),
-                    spec=k8s.V1PodSpec(containers=[], node_name="n1"))
+    pod = {"apiVersion": "v1", "kind": "Pod", "status": {"phase": "Running"},
+           "metadata": {"name": "p", "namespace": "ns", "uid": "u", "labels": {"a": "b"}},
+           "spec": {"containers": [], "nodeName": "n1"}}
     assert podwatch.pod_dict(pod) == {
         "metadata": {"namespace": "ns", "name": "p", "uid": "u", "annotations": {}},
         "spec": {"nodeName": "n1"},

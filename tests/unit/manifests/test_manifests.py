@@ -18,7 +18,7 @@ import yaml
 
 from webhook.cluster import informers
 from webhook.leader import lifecycle
-from webhook.operator import install
+from webhook.operator import configurations
 
 REPO = Path(__file__).resolve().parents[3]
 MANIFESTS = REPO / "manifests"
@@ -64,7 +64,7 @@ def test_webhook_configurations_are_what_install_builds() -> None:
     text = (MANIFESTS / "base" / "webhook-configurations.yaml").read_text()
     on_disk = [d for d in yaml.safe_load_all(text) if d]
     assert on_disk == _generator().webhook_configurations(), (
-        "manifests/base/webhook-configurations.yaml drifted from webhook/operator/install.py; "
+        "manifests/base/webhook-configurations.yaml drifted from webhook/operator/configurations.py; "
         "run: python scripts/generate-manifests.py"
     )
 
@@ -75,13 +75,14 @@ def test_webhook_configurations_exclude_kube_system_and_our_namespace() -> None:
         expressions = hook["namespaceSelector"]["matchExpressions"]
         by_name = next(e for e in expressions if e["key"] == "kubernetes.io/metadata.name")
         assert by_name["operator"] == "NotIn" and set(by_name["values"]) == {"kube-system", NAMESPACE}
-        ignore = {"key": install.IGNORE_LABEL, "operator": "NotIn", "values": [install.IGNORE_VALUE]}
+        ignore = {"key": configurations.IGNORE_LABEL, "operator": "NotIn",
+                  "values": [configurations.IGNORE_VALUE]}
         assert ignore in expressions
         service = hook["clientConfig"]["service"]
         assert (service["namespace"], service["name"], service["port"]) == (NAMESPACE, SERVICE, 443)
         assert hook["failurePolicy"] == "Fail"
     namespace = _one("Namespace", NAMESPACE)
-    assert namespace["metadata"]["labels"][install.IGNORE_LABEL] == install.IGNORE_VALUE
+    assert namespace["metadata"]["labels"][configurations.IGNORE_LABEL] == configurations.IGNORE_VALUE
 
 
 def test_kustomization_lists_every_file_of_base() -> None:

@@ -257,7 +257,6 @@ def test_connect_reads_a_kubeconfig(tmp_path: Path) -> None:
     try:
         assert api.configuration.host == "https://127.0.0.1:6443"
         assert api.configuration.auth_settings()["BearerToken"]["value"] == "Bearer secret-token"
-        assert api.configuration.connection_pool_maxsize == 32
     finally:
         api.close()
 

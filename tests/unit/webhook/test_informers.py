@@ -90,6 +90,23 @@ def test_paged_lists_are_followed(fake: FakeApi, make_informers: Callable[..., A
     assert names(cache) == {f"s{i}" for i in range(5)}
 
 
+def test_a_field_selector_narrows_the_list_and_the_watch(fake: FakeApi) -> None:
+    """The node daemon's informer: only its node's pods, on the paged list and on the watch."""
+    configuration = client.Configuration()
+    configuration.host = fake.host
+    inf = informers.Informers(ObjectCache(), client.ApiClient(configuration), (objects.PODS,),
+                              field_selector="spec.nodeName=n1")
+    inf.start()
+    try:
+        assert inf.wait_synced(5)
+        eventually(lambda: fake.watch_count(PODS_PATH) == 1)
+    finally:
+        inf.stop()
+    listed, watched = (query for path, query in fake.requests[:2])
+    assert listed["fieldSelector"] == watched["fieldSelector"] == ["spec.nodeName=n1"]
+    assert listed["limit"] == ["500"] and watched["watch"] == ["true"]
+
+
 def test_watch_applies_adds_updates_and_deletes(fake: FakeApi, make_informers: Callable[..., Any]) -> None:
     cache = ObjectCache()
     assert make_informers(cache).wait_synced(5)

@@ -9,11 +9,11 @@ from typing import Any
 import celpy
 import pytest
 
-from webhook.operator import install
+from webhook.operator import configurations
 
 CA = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
-URL = install.Target.parse(url="https://127.0.0.1:8443")
-SERVICE = install.Target.parse(service="multinic-ipam/multinic-ipam-webhook")
+URL = configurations.Target.parse(url="https://127.0.0.1:8443")
+SERVICE = configurations.Target.parse(service="multinic-ipam/multinic-ipam-webhook")
 
 
 def _hook(config: dict[str, Any]) -> dict[str, Any]:
@@ -38,7 +38,7 @@ def _operations(config: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
 def test_url_target_appends_paths() -> None:
     config = URL.client_config("/validate", CA)
     assert config == {"url": "https://127.0.0.1:8443/validate", "caBundle": base64.b64encode(CA).decode()}
-    assert install.Target.parse(url="https://webhook.example:443/").url == "https://webhook.example:443"
+    assert configurations.Target.parse(url="https://webhook.example:443/").url == "https://webhook.example:443"
 
 
 def test_service_target_uses_port_443() -> None:
@@ -61,29 +61,30 @@ def test_service_target_uses_port_443() -> None:
     ],
 )
 def test_bad_targets_are_refused_with_the_value(kwargs: dict[str, str], message: str) -> None:
-    with pytest.raises(install.InstallError) as failure:
-        install.Target.parse(**kwargs)
+    with pytest.raises(configurations.InstallError) as failure:
+        configurations.Target.parse(**kwargs)
     assert message in str(failure.value)
 
 
 def test_excluded_namespaces() -> None:
     assert URL.excluded_namespaces() == ("kube-system",)
     assert SERVICE.excluded_namespaces() == ("kube-system", "multinic-ipam")
-    assert install.Target.parse(service="kube-system/hook").excluded_namespaces() == ("kube-system",)
+    assert configurations.Target.parse(service="kube-system/hook").excluded_namespaces() == ("kube-system",)
 
 
 # -- selectors and conditions by server version --------------------------------------------------
 
 
 def test_namespace_selector_on_1_20_uses_our_label_only() -> None:
-    selector = install.namespace_selector(("kube-system", "multinic-ipam"), (1, 20))
+    selector = configurations.namespace_selector(("kube-system", "multinic-ipam"), (1, 20))
     assert selector == {
         "matchExpressions": [{"key": "multinic-ipam.io/webhook", "operator": "NotIn", "values": ["ignore"]}]
     }
 
 
 def test_namespace_selector_from_1_21_also_uses_the_name_label() -> None:
-    expressions = install.namespace_selector(("kube-system", "multinic-ipam"), (1, 21))["matchExpressions"]
+    selector = configurations.namespace_selector(("kube-system", "multinic-ipam"), (1, 21))
+    expressions = selector["matchExpressions"]
     assert {"key": "kubernetes.io/metadata.name", "operator": "NotIn",
             "values": ["kube-system", "multinic-ipam"]} in expressions
     assert expressions[0]["key"] == "multinic-ipam.io/webhook"
@@ -91,32 +92,32 @@ def test_namespace_selector_from_1_21_also_uses_the_name_label() -> None:
 
 @pytest.mark.parametrize("version", [(1, 20), (1, 27)])
 def test_no_match_conditions_before_1_28(version: tuple[int, int]) -> None:
-    for build in (install.validating_configuration, install.mutating_configuration):
+    for build in (configurations.validating_configuration, configurations.mutating_configuration):
         assert "matchConditions" not in _hook(build(target=URL, ca_bundle=CA, version=version))
 
 
 @pytest.mark.parametrize("version", [(1, 28), (1, 31), (2, 0)])
 def test_match_conditions_from_1_28(version: tuple[int, int]) -> None:
-    for build in (install.validating_configuration, install.mutating_configuration):
+    for build in (configurations.validating_configuration, configurations.mutating_configuration):
         conditions = _hook(build(target=URL, ca_bundle=CA, version=version))["matchConditions"]
         assert [c["name"] for c in conditions] == ["multinic-ipam-annotations"]
-        assert conditions[0]["expression"] == install.pod_match_expression()
+        assert conditions[0]["expression"] == configurations.pod_match_expression()
 
 
 @pytest.mark.parametrize("version", [(1, 28), (1, 31)])
 def test_all_pods_drops_match_conditions_for_a_default_ovn_subnet(version: tuple[int, int]) -> None:
-    for build in (install.validating_configuration, install.mutating_configuration):
+    for build in (configurations.validating_configuration, configurations.mutating_configuration):
         hook = _hook(build(target=URL, ca_bundle=CA, version=version, all_pods=True))
         assert "matchConditions" not in hook
         assert hook["namespaceSelector"] == _hook(build(target=URL, ca_bundle=CA, version=version))[
             "namespaceSelector"
         ]
-    assert "--all-pods, so every pod" in install.describe_scope(version, URL, all_pods=True)
+    assert "--all-pods, so every pod" in configurations.describe_scope(version, URL, all_pods=True)
 
 
 # -- the match expression, evaluated as CEL ----------------------------------------------------------
 
-PROGRAM = celpy.Environment().program(celpy.Environment().compile(install.pod_match_expression()))
+PROGRAM = celpy.Environment().program(celpy.Environment().compile(configurations.pod_match_expression()))
 
 
 def _matches(resource: str, operation: str, obj: Any, old: Any = None) -> bool:
@@ -194,7 +195,7 @@ def test_other_kinds_always_match(resource: str, operation: str) -> None:
 
 
 def test_validating_configuration() -> None:
-    config = install.validating_configuration(target=SERVICE, ca_bundle=CA, version=(1, 20))
+    config = configurations.validating_configuration(target=SERVICE, ca_bundle=CA, version=(1, 20))
     assert config["kind"] == "ValidatingWebhookConfiguration"
     assert config["metadata"]["name"] == "multinic-ipam"
     hook = _hook(config)
@@ -221,7 +222,7 @@ def test_validating_configuration() -> None:
 
 
 def test_mutating_configuration() -> None:
-    config = install.mutating_configuration(target=URL, ca_bundle=CA, version=(1, 20))
+    config = configurations.mutating_configuration(target=URL, ca_bundle=CA, version=(1, 20))
     assert config["kind"] == "MutatingWebhookConfiguration"
     assert config["metadata"]["name"] == "multinic-ipam"
     hook = _hook(config)
@@ -235,7 +236,7 @@ def test_mutating_configuration() -> None:
 
 
 def test_configurations_share_the_namespace_exclusions() -> None:
-    for build in (install.validating_configuration, install.mutating_configuration):
+    for build in (configurations.validating_configuration, configurations.mutating_configuration):
         hook = _hook(build(target=SERVICE, ca_bundle=CA, version=(1, 29)))
         values = {e["key"]: e["values"] for e in hook["namespaceSelector"]["matchExpressions"]}
         assert values == {
@@ -247,26 +248,18 @@ def test_configurations_share_the_namespace_exclusions() -> None:
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def test_is_subset_ignores_server_defaults_but_not_changes() -> None:
-    wanted = {"a": 1, "b": [{"c": 2}], "d": {}}
-    assert install.is_subset(wanted, {"a": 1, "b": [{"c": 2, "default": True}], "d": {"x": 1}, "e": 3})
-    assert not install.is_subset(wanted, {"a": 1, "b": [{"c": 3}], "d": {}})
-    assert not install.is_subset(wanted, {"a": 1, "b": [{"c": 2}, {"c": 2}], "d": {}})
-    assert not install.is_subset(wanted, {"a": 1, "b": [{"c": 2}]})
-
-
 def test_read_ca_bundle(tmp_path: Path) -> None:
-    with pytest.raises(install.InstallError, match=r"cannot read .*ca\.crt.*--cert-dir"):
-        install.read_ca_bundle(tmp_path)
+    with pytest.raises(configurations.InstallError, match=r"cannot read .*ca\.crt.*--cert-dir"):
+        configurations.read_ca_bundle(tmp_path)
     (tmp_path / "ca.crt").write_text("not a certificate")
-    with pytest.raises(install.InstallError, match="is not a PEM certificate"):
-        install.read_ca_bundle(tmp_path)
+    with pytest.raises(configurations.InstallError, match="is not a PEM certificate"):
+        configurations.read_ca_bundle(tmp_path)
     (tmp_path / "ca.crt").write_bytes(CA)
-    assert install.read_ca_bundle(tmp_path) == CA
+    assert configurations.read_ca_bundle(tmp_path) == CA
 
 
 def test_crds_are_shipped_with_kube_ovn_names() -> None:
-    crds = {crd["metadata"]["name"]: crd for crd in install.load_crds()}
+    crds = {crd["metadata"]["name"]: crd for crd in configurations.load_crds()}
     assert set(crds) == {
         "subnets.kubeovn.io", "ips.kubeovn.io", "ippools.kubeovn.io",
         "network-attachment-definitions.k8s.cni.cncf.io",
@@ -289,10 +282,10 @@ def test_crds_are_shipped_with_kube_ovn_names() -> None:
 
 
 def test_describe_scope_tells_what_reaches_the_webhooks() -> None:
-    old = install.describe_scope((1, 20), SERVICE)
+    old = configurations.describe_scope((1, 20), SERVICE)
     assert old.startswith("API server 1.20: no matchConditions before 1.28")
     assert "kube-system, multinic-ipam" in old
-    new = install.describe_scope((1, 30), URL)
+    new = configurations.describe_scope((1, 30), URL)
     assert "matchConditions" in new and new.endswith("kube-system never do")
 
 

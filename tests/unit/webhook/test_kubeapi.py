@@ -1,4 +1,4 @@
-"""`KubernetesApi` over its own keep-alive connections: reuse, auth, TLS, status mapping, retries."""
+"""`KubernetesApi` over the transport's keep-alive connections: reuse, auth, TLS, proxy, statuses, retries."""
 
 from __future__ import annotations
 
@@ -16,16 +16,16 @@ import pytest
 from kubernetes import client
 
 from certs.generate import write_certificates
-from webhook.cluster import kubeapi
+from webhook.cluster import transport
 from webhook.cluster.kubeapi import (
     AlreadyExists,
     ApiError,
     Conflict,
-    Connections,
     KubernetesApi,
     NotFound,
     Unreachable,
 )
+from webhook.cluster.transport import Transport
 
 
 class Server:
@@ -102,7 +102,7 @@ def api_for(host: str, **settings: Any) -> KubernetesApi:
 
 def test_calls_of_one_thread_share_one_connection_and_carry_the_token(server: Server) -> None:
     api = api_for(server.url(), api_key={"authorization": "Bearer sekrit"})
-    assert api.connections is not None
+    assert isinstance(api.transport, Transport)
     api.create_ip({"metadata": {"name": "a"}})
     api.patch_ip("a", {"spec": {"podUID": "u"}})
     assert api.read("ips", "a") == {"ok": True}
@@ -136,7 +136,7 @@ def test_a_refreshed_token_is_sent_once_the_reuse_period_is_over(
     api = api_for(server.url(), api_key={"authorization": "Bearer zero"}, refresh_api_key_hook=refresh)
     api.read("ips", "a")
     api.read("ips", "b")  # within the period: the hook (a kubeconfig reload) is not asked again
-    monkeypatch.setattr(kubeapi, "TOKEN_REUSE_SECONDS", 0.0)
+    monkeypatch.setattr(transport, "TOKEN_REUSE_SECONDS", 0.0)
     api.read("ips", "c")  # the period is over: asked at every call
     api.read("ips", "d")
     sent = [r["headers"]["authorization"] for r in server.requests]
@@ -212,20 +212,29 @@ def test_tls_is_verified_against_the_configured_ca(tmp_path: Path) -> None:
         tls.close()
 
 
-def test_a_proxy_or_another_certificate_name_keeps_the_client_library_s_transport(server: Server) -> None:
-    assert api_for(server.url(), proxy="http://127.0.0.1:1").connections is None
-    assert api_for(server.url(), tls_server_name="kubernetes").connections is None
-    assert KubernetesApi(object()).connections is None
-    assert Connections.for_client(client.ApiClient(client.Configuration()), timeout=1.0) is None  # no host
+def test_a_certificate_name_other_than_the_host_is_checked(tmp_path: Path) -> None:
+    write_certificates(tmp_path, ["kubernetes"])  # as a kubeconfig's tls-server-name names it
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(tmp_path / "tls.crt"), str(tmp_path / "tls.key"))
+    tls = Server(context)
+    try:
+        named = api_for(tls.url("https"), ssl_ca_cert=str(tmp_path / "ca.crt"), tls_server_name="kubernetes")
+        assert named.read("ips", "a") == {"ok": True}
+        with pytest.raises(Unreachable, match="cannot reach"):
+            api_for(tls.url("https"), ssl_ca_cert=str(tmp_path / "ca.crt")).read("ips", "a")  # 127.0.0.1
+    finally:
+        tls.close()
 
 
-def test_the_client_library_s_transport_answers_alike(server: Server) -> None:
-    server.answers[("GET", "/apis/kubeovn.io/v1/ips/gone")] = (404, {"message": "not found"})
-    api = api_for(server.url(), api_key={"authorization": "Bearer sekrit"})
-    api.connections = None
+def test_a_plain_http_proxy_gets_the_absolute_address(server: Server) -> None:
+    api = api_for("http://api.example:8080", proxy=server.url())
     assert api.read("ips", "a") == {"ok": True}
-    assert api.read("ips", "gone") is None
-    assert server.requests[0]["headers"]["authorization"] == "Bearer sekrit"
+    assert server.requests[0]["path"] == "http://api.example:8080/apis/kubeovn.io/v1/ips/a"
+
+
+def test_a_configuration_without_an_address_is_refused() -> None:
+    with pytest.raises(ValueError, match="is not an http"):
+        Transport.for_client(client.ApiClient(client.Configuration()), timeout=1.0)  # no host
 
 
 def test_a_list_is_read_in_pages_joined_by_the_continue_token(server: Server) -> None:

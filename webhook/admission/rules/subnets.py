@@ -98,8 +98,8 @@ def _warn_ovn_only_fields(context: common.Context, name: str, provider: str, bod
 
 def _warn_default_ovn(context: common.Context, name: str, provider: str, body: Any) -> None:
     """A default provider-ovn Subnet serves pods that carry no annotation at all, and on 1.28+ the
-    mutating webhook's matchConditions (`webhook.operator.install.match_conditions`) keep exactly those pods
-    away unless it was installed with `--all-pods`; this review cannot see how it was installed."""
+    mutating webhook's matchConditions (`webhook.operator.configurations.match_conditions`) keep exactly
+    those pods away unless it was installed with `--all-pods`; this review cannot see how it was installed."""
     if provider != PRIMARY or body.get("default") is not True:
         return
     context.warn(
