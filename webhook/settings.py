@@ -76,8 +76,10 @@ class Settings:
     def decode(cls, text: str) -> Settings:
         """The `Settings` that `encode` wrote; unknown keys are an error, missing ones default."""
         values = json.loads(text)
+        if not isinstance(values, dict):
+            raise ValueError(f"${SETTINGS_ENV} is not a JSON object; write e.g. {{\"cert_dir\": \"/certs\"}}")
         known = {field.name for field in fields(cls)}
-        unknown = sorted(set(values) - known) if isinstance(values, dict) else ["(not an object)"]
+        unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"${SETTINGS_ENV} has unknown settings {', '.join(unknown)}; "
                              f"known: {', '.join(sorted(known))}")

@@ -100,6 +100,8 @@ def test_settings_travel_to_the_workers_in_one_variable(monkeypatch: pytest.Monk
 def test_unknown_settings_are_named() -> None:
     with pytest.raises(ValueError, match="unknown settings grace, port; known: bind,"):
         Settings.decode('{"grace": 1, "port": 2}')
+    with pytest.raises(ValueError, match="is not a JSON object"):
+        Settings.decode("[]")
     assert Settings.decode('{"cert_dir": "/d"}') == Settings(cert_dir="/d")
 
 
