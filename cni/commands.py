@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
-import socket
 import sys
 import threading
 from typing import Any
 
 from cni.daemon import DEFAULT_SOCKET, DEFAULT_WAIT_SECONDS
+from webhook.settings import node_name_default
 
 
 def register(subparsers: Any) -> None:
@@ -22,7 +21,7 @@ def register(subparsers: Any) -> None:
                     "over a unix socket.",
     )
     parser.add_argument("--kubeconfig", help="kubeconfig file; in-cluster config when absent")
-    parser.add_argument("--node-name", default=os.environ.get("NODE_NAME") or socket.gethostname(),
+    parser.add_argument("--node-name", default=node_name_default(),
                         help="this node's name, to watch its pods (default: $NODE_NAME or the hostname)")
     parser.add_argument("--socket", default=DEFAULT_SOCKET,
                         help=f"unix socket to serve on, the NADs' server_socket (default: {DEFAULT_SOCKET})")

@@ -1,15 +1,12 @@
 """The webhook server's Flask app: `/validate`, `/mutate`, `/healthz`, `/readyz`, `/metrics`.
 
-`create_app(config)` builds one app with one blueprint. Its `Runtime` (in
+`create_app(settings)` builds one app with one blueprint. Its `Runtime` (in
 `app.extensions["multinic_ipam"]`) owns what the routes share: the object cache, the read-only
 `ClusterView`, the API client, the `Store` used by mutation, the informers that fill the cache and
-the Lease-elected `Lifecycle`. Under gunicorn every worker process calls `create_app()` after the
+the Lease-elected `Lifecycle`. Under gunicorn every worker process calls `worker_app()` after the
 fork, so each worker has its own cache and informers.
 
-Config keys (a mapping passed in, or `MULTINIC_IPAM_<KEY>` environment variables when none is):
-`KUBECONFIG` (None: in-cluster), `CACHE` (an `ObjectCache` to use), `API_CLIENT`, `STORE`,
-`START_INFORMERS` (True), `START_LIFECYCLE` (True), `IDENTITY` (this process's Lease holder name),
-`SYSTEM_USERS` (usernames allowed to change allocation annotations; comma-separated or a list).
+Tests hand in their doubles as keyword arguments: `cache`, `api_client`, `store`.
 """
 
 from __future__ import annotations
@@ -21,59 +18,48 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from webhook import metrics
+from webhook import metrics, mutate, validate
 from webhook.admission import reviews
 from webhook.cluster.cache import ObjectCache
-from webhook.cluster.connection import ConnectError, connect  # noqa: F401 (ConnectError: re-exported)
+from webhook.cluster.connection import connect
 from webhook.cluster.view import ClusterView
+from webhook.settings import Settings, inherited
 
 log = logging.getLogger(__name__)
 
 EXTENSION = "multinic_ipam"
-ENV_PREFIX = "MULTINIC_IPAM"
 MAX_BODY_BYTES = 16 * 1024 * 1024  # an object is at most ~1.5 MiB; a review carries two
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 bp = Blueprint("webhook", __name__)
 
-DEFAULTS: dict[str, Any] = {
-    "KUBECONFIG": None,
-    "CACHE": None,
-    "API_CLIENT": None,
-    "STORE": None,
-    "START_INFORMERS": True,
-    "START_LIFECYCLE": True,
-    "IDENTITY": None,
-    "SYSTEM_USERS": None,
-    "MAX_CONTENT_LENGTH": MAX_BODY_BYTES,
-}
 
-
-def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """The app; `config=None` reads `MULTINIC_IPAM_*` environment variables (how gunicorn runs it)."""
+def create_app(
+    settings: Settings, *, cache: ObjectCache | None = None, api_client: Any = None, store: Any = None
+) -> Flask:
+    """The app for `settings`; `cache`, `api_client` and `store` replace what it would build."""
     app = Flask(__name__)
-    app.config.from_mapping(DEFAULTS)
-    if config is None:
-        app.config.from_prefixed_env(ENV_PREFIX)
-    else:
-        app.config.from_mapping(config)
-    runtime = Runtime(app.config)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    runtime = Runtime(settings, cache=cache, api_client=api_client, store=store)
     app.extensions[EXTENSION] = runtime
     app.register_blueprint(bp)
     app.register_error_handler(reviews.BadReview, _bad_review)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
-    runtime.start(
-        informers=bool(app.config["START_INFORMERS"]), lifecycle=bool(app.config["START_LIFECYCLE"])
-    )
+    runtime.start(informers=settings.start_informers, lifecycle=settings.start_lifecycle)
     return app
+
+
+def worker_app() -> Flask:
+    """gunicorn's app in each worker: the settings `serve` handed down."""
+    return create_app(inherited())
 
 
 def runtime_of(app: Flask) -> Runtime:
@@ -83,21 +69,21 @@ def runtime_of(app: Flask) -> Runtime:
 class Runtime:
     """Per-process state shared by the routes; built once per app (one per gunicorn worker)."""
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        # str(): from_prefixed_env reads values as JSON, so an identity "7" would arrive as 7.
-        self.kubeconfig: str | None = str(config["KUBECONFIG"]) if config.get("KUBECONFIG") else None
-        identity = config.get("IDENTITY")
-        self.identity: str = str(identity) if identity else f"{socket.gethostname()}-{os.getpid()}"
-        cache = config.get("CACHE")
+    def __init__(
+        self, settings: Settings, *, cache: ObjectCache | None, api_client: Any, store: Any
+    ) -> None:
+        self.settings = settings
+        self.kubeconfig = settings.kubeconfig
+        self.identity: str = settings.identity or f"{socket.gethostname()}-{os.getpid()}"
         if cache is None:
             from webhook.cluster.informers import compact
 
             cache = ObjectCache(transform=compact)
         self.cache: ObjectCache = cache
         self.view = ClusterView(self.cache)
-        self.system_users = _system_users(config.get("SYSTEM_USERS"), in_cluster=self.kubeconfig is None)
-        self._api_client: Any = config.get("API_CLIENT")
-        self._store: Any = config.get("STORE")
+        self.system_users = _system_users(settings.system_users, in_cluster=self.kubeconfig is None)
+        self._api_client: Any = api_client
+        self._store: Any = store
         self._lock = threading.Lock()
         self.informers: Any = None
         self.lifecycle: Any = None
@@ -120,7 +106,9 @@ class Runtime:
             client = self.api_client
             with self._lock:
                 if self._store is None:
-                    self._store = Store(cache=self.cache, api_client=client)
+                    self._store = Store(
+                        cache=self.cache, api_client=client, grace=self.settings.reservation_grace
+                    )
         return self._store
 
     @property
@@ -159,26 +147,17 @@ class Runtime:
                 self._warm.set()
 
     def _start_after_sync(self, lifecycle: bool) -> None:
-        try:
-            store = self.store
-        except ModuleNotFoundError as error:
-            if error.name != "webhook.cluster.store":
-                raise
-            log.warning("webhook.cluster.store is not part of this build; /mutate allocates nothing")
-            return
+        store = self.store
         if not lifecycle:
             return
-        try:
-            from webhook.leader.lifecycle import Lifecycle
-        except ModuleNotFoundError as error:
-            if error.name != "webhook.leader.lifecycle":
-                raise
-            log.warning("webhook.leader.lifecycle is not part of this build; addresses are not released")
-            return
+        from webhook.leader.lifecycle import Lifecycle
+
         with self._lock:
             if self._stopping.is_set():
                 return
-            self.lifecycle = Lifecycle(store=store, identity=self.identity)
+            self.lifecycle = Lifecycle(
+                store=store, identity=self.identity, namespace=self.settings.lease_namespace
+            )
             self.lifecycle.start()  # under the lock: stop() either sees it running or prevents it
 
     def unsynced(self) -> list[str]:
@@ -200,12 +179,9 @@ class Runtime:
             self.informers.stop()
 
 
-def _system_users(value: Any, *, in_cluster: bool) -> frozenset[str]:
+def _system_users(configured: Iterable[str], *, in_cluster: bool) -> frozenset[str]:
     """Configured usernames, plus our own service account's when running in a pod."""
-    if isinstance(value, str):
-        users = {user.strip() for user in value.split(",") if user.strip()}
-    else:
-        users = {str(user) for user in value or ()}
+    users = set(configured)
     if in_cluster:
         own = _service_account_user(SERVICE_ACCOUNT_DIR / "token")
         if own:
@@ -253,29 +229,18 @@ def readyz() -> tuple[Response, int]:
 
 @bp.get("/metrics")
 def metrics_route() -> Response:
-    body, content_type = metrics.render(usage_source=runtime_of(current_app))
+    runtime = runtime_of(current_app)
+    body, content_type = metrics.render(usage_source=runtime, metrics_dir=runtime.settings.metrics_dir)
     return Response(body, content_type=content_type)
 
 
 def _validate(admission: reviews.AdmissionRequest, runtime: Runtime) -> reviews.Verdict:
-    try:
-        from webhook import validate
-    except ModuleNotFoundError as error:
-        if error.name != "webhook.validate":
-            raise
-        return reviews.Verdict.deny("validation is not available in this build of the webhook", code=500)
     return validate.review(
         admission, view=runtime.view, system_users=runtime.system_users, live=runtime.built_store
     )
 
 
 def _mutate(admission: reviews.AdmissionRequest, runtime: Runtime) -> reviews.Verdict:
-    try:
-        from webhook import mutate
-    except ModuleNotFoundError as error:
-        if error.name not in ("webhook.mutate", "webhook.cluster.store"):
-            raise
-        return reviews.Verdict.deny("allocation is not available in this build of the webhook", code=500)
     return mutate.review(admission, store=runtime.store)
 
 

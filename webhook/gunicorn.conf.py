@@ -1,40 +1,41 @@
 # ruff: noqa: N999 - gunicorn looks for this file name
-"""gunicorn settings for the webhook server; `multinic-ipam serve` passes its options as environment.
+"""gunicorn settings for the webhook server, from the `Settings` `multinic-ipam serve` hands down.
 
-Usable on its own, too: `MULTINIC_IPAM_CERT_DIR=D gunicorn -c webhook/gunicorn.conf.py --check-config`.
+Usable on its own, too:
+`MULTINIC_IPAM_SETTINGS='{"cert_dir":"D"}' gunicorn -c webhook/gunicorn.conf.py --check-config`.
 
-- TLS only, from `$MULTINIC_IPAM_CERT_DIR/tls.crt` and `tls.key`; renewed files are picked up on the
+- TLS only, from `<cert_dir>/tls.crt` and `tls.key`; renewed files are picked up on the
   next connection without a restart (`certs.reload`).
 - `gthread` workers: a review may wait on the API server (an IP object create), so each worker
   serves several requests at once with threads. Each worker has its own cache and informers
-  (`create_app()` runs after the fork: `preload_app` stays off).
+  (`worker_app()` runs after the fork: `preload_app` stays off).
 - Graceful shutdown: on SIGTERM workers finish in-flight reviews, then stop their Lifecycle
   (handing the Lease over) and informers.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from certs.reload import gunicorn_ssl_context
+from webhook import settings as _settings
 from webhook.logs import dict_config
 
-_env = os.environ.get
-_cert_dir = Path(_env("MULTINIC_IPAM_CERT_DIR", "/etc/multinic-ipam/certs"))
+_server = _settings.inherited()
+_cert_dir = Path(_server.cert_dir)
 
-wsgi_app = "webhook.app:create_app()"
-bind = [_env("MULTINIC_IPAM_BIND", "0.0.0.0:8443")]
+wsgi_app = "webhook.app:worker_app()"  # the same Settings, read again in the worker
+bind = [_server.bind]
 certfile = str(_cert_dir / "tls.crt")
 keyfile = str(_cert_dir / "tls.key")
 ssl_context = gunicorn_ssl_context
 
 worker_class = "gthread"
 # One worker, many threads (as `serve`'s defaults; why: webhook/commands/serve.py).
-workers = int(_env("MULTINIC_IPAM_WORKERS", "1"))
-threads = int(_env("MULTINIC_IPAM_THREADS", "16"))
+workers = _server.workers
+threads = _server.threads
 preload_app = False
 # The API server's webhook timeout is at most 30 s; a worker silent for longer is stuck.
 timeout = 60
@@ -47,12 +48,12 @@ proc_name = "multinic-ipam-webhook"
 # servers on one host (tests, dev up) would fight over it, and nothing here needs it.
 control_socket_disable = True
 accesslog = None  # the app logs one line per review, with the verdict (access lines stay off)
-logconfig_dict = dict_config(_env("MULTINIC_IPAM_LOG_FORMAT", "text"))
+logconfig_dict = dict_config(_server.log_format)
 
 
 def on_starting(server: Any) -> None:
     """Start with an empty metrics folder: samples of a previous run's workers must not count."""
-    folder = _env("PROMETHEUS_MULTIPROC_DIR")
+    folder = _server.metrics_dir
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
         for stale in Path(folder).glob("*.db"):
@@ -71,11 +72,11 @@ def child_exit(server: Any, worker: Any) -> None:
     """In the arbiter: drop the dead worker's live-only metric samples."""
     from webhook import metrics
 
-    metrics.worker_exited(worker.pid)
+    metrics.worker_exited(worker.pid, _server.metrics_dir)
 
 
 def on_exit(server: Any) -> None:
     """Remove the metrics folder `serve` created for this run."""
-    folder = _env("PROMETHEUS_MULTIPROC_DIR")
-    if folder and _env("MULTINIC_IPAM_OWNS_METRICS_DIR") == "1":
+    folder = _server.metrics_dir
+    if folder and _server.owns_metrics_dir:
         shutil.rmtree(folder, ignore_errors=True)

@@ -1,8 +1,9 @@
 """Prometheus metrics of the webhook server, safe under gunicorn's several worker processes.
 
-With `PROMETHEUS_MULTIPROC_DIR` set (`multinic-ipam serve` sets it before gunicorn starts), every
-worker writes its counters and histograms to files there and `/metrics` sums them across workers;
-without it (tests, a single process) the default registry is used.
+With a metrics folder (`Settings.metrics_dir`; `multinic-ipam serve` also exports it as
+`PROMETHEUS_MULTIPROC_DIR`, which prometheus_client reads at import), every worker writes its
+counters and histograms to files there and `/metrics` sums them across workers; without it (tests,
+a single process) the default registry is used.
 
 Address usage is not a counter anyone increments: it is read at scrape time from the allocator
 state of the worker that answers (`SubnetUsageCollector`). Every worker's state is built from the
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -31,8 +31,6 @@ from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 log = logging.getLogger(__name__)
-
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # One scale for the request path's latencies (a review, one pod's allocation): 0.5 ms to 10 s.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -205,19 +203,20 @@ def _usage_text(source: Any) -> bytes:
     return generate_latest(registry)
 
 
-def render(usage_source: Any = None) -> tuple[bytes, str]:
+def render(usage_source: Any = None, metrics_dir: str | None = None) -> tuple[bytes, str]:
     """The Prometheus text exposition of all workers' metrics, and its content type.
 
-    `usage_source` (the app's runtime) adds the per-Subnet address gauges.
+    `usage_source` (the app's runtime) adds the per-Subnet address gauges; `metrics_dir` is the
+    folder the workers share (None: this process's registry).
     """
-    if os.environ.get(MULTIPROC_ENV):
+    if metrics_dir:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry, path=metrics_dir)
         return generate_latest(registry) + _usage_text(usage_source), CONTENT_TYPE_LATEST
     return generate_latest(DEFAULT_REGISTRY) + _usage_text(usage_source), CONTENT_TYPE_LATEST
 
 
-def worker_exited(pid: int) -> None:
+def worker_exited(pid: int, metrics_dir: str | None) -> None:
     """Forget the live-only samples of a dead worker (gunicorn's `child_exit` hook calls this)."""
-    if os.environ.get(MULTIPROC_ENV):
-        multiprocess.mark_process_dead(pid)
+    if metrics_dir:
+        multiprocess.mark_process_dead(pid, path=metrics_dir)

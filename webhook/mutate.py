@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from allocator import annotations as keys
 from allocator import errors, networks, pools
 from webhook.admission import attachments, reviews, subnet_fit
+from webhook.admission import errors as refusals
 from webhook.admission.subnetinfo import SubnetInfo
 from webhook.cluster import objects
 from webhook.cluster.cache import Object
-from webhook.cluster.store import Claim, Held, PodIdentity, Store, TryAgain
+from webhook.cluster.store import Claim, Held, PodIdentity, Store
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,8 @@ def review(request: reviews.AdmissionRequest, *, store: Store) -> reviews.Verdic
         for want in wanted:
             store.check(who, want.claim)
         held = _reserve_all(wanted, who, store, dry_run=bool(request.get("dryRun")))
-    except TryAgain as error:
-        return reviews.Verdict.deny(str(error), code=429)
-    except attachments.AttachmentError as error:
-        return reviews.Verdict.deny(str(error), code=error.code)
-    except errors.AllocatorError as error:
-        return reviews.Verdict.deny(str(error))
+    except refusals.REFUSALS as error:  # each carries its HTTP status
+        return reviews.Verdict.refuse(error)
     out = {objects.RESERVATION_ANNOTATION: who.token}
     for want, got in zip(wanted, held, strict=True):
         out.update(output_annotations(want.key_provider, got, store))

@@ -1,7 +1,8 @@
 """Validating admission: `review(request, *, view) -> Verdict`, pure over the request and a
 `ClusterView`.
 
-Each kind has its rules in `webhook.admission.rules.<kind>`; a rule raises `AdmissionError` with one sentence
+Each kind has its rules in `webhook.admission.rules.<kind>`; a rule raises an `AdmissionError`
+(`webhook.admission.errors`, which carries its HTTP status) with one sentence
 (what is wrong, the offending value, what would be accepted) or records warnings for what is
 allowed but dubious. Kinds we have no rules for are allowed untouched.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from webhook.admission import errors
 from webhook.admission.attachments import LiveReads
 from webhook.admission.reviews import AdmissionRequest, Verdict
 from webhook.admission.rules import common, ippools, nads, pods, subnets, workloads
@@ -49,6 +51,6 @@ def review(
         return Verdict.allow()
     try:
         rule(context)
-    except common.AdmissionError as denial:
-        return Verdict.deny(str(denial), code=denial.code)
+    except errors.AdmissionError as denial:
+        return Verdict.refuse(denial)
     return Verdict.allow(warnings=context.warnings)

@@ -20,7 +20,7 @@ import pytest
 
 from tests.fixtures.webhook import WebhookServer
 from webhook.cluster import objects
-from webhook.cluster.store import GRACE_ENV
+from webhook.settings import GRACE_ENV
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 EXAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "examples"

@@ -25,6 +25,7 @@ import yaml
 
 from devtools.controlplane import ControlPlane
 from tests.fixtures.webhook import WebhookServer
+from webhook import settings as webhook_settings
 from webhook.cluster import objects
 from webhook.leader import lifecycle
 from webhook.operator import install
@@ -169,7 +170,7 @@ def rbac_webhook(
     webhook_server.stop()
     # The Lease in the webhook's namespace, as the Deployment's fieldRef sets it; and a short grace
     # for reservations whose pod was deleted before the leader bound it (default 120 s).
-    settings = {lifecycle.NAMESPACE_ENV: NAMESPACE, lifecycle.GRACE_ENV: "3"}
+    settings = {webhook_settings.NAMESPACE_ENV: NAMESPACE, webhook_settings.GRACE_ENV: "3"}
     previous = {key: os.environ.get(key) for key in settings}
     os.environ.update(settings)
     try:

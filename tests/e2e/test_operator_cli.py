@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from devtools.controlplane import ControlPlane
+from webhook import settings
 from webhook.cluster import objects
 from webhook.leader import lifecycle
 
@@ -105,7 +106,7 @@ class Scene:
 def lifecycle_paused(kubectl: Callable[..., Any]) -> Iterator[None]:
     """Hold the Lifecycle's Lease, so a webhook server running in this session releases nothing
     of this test's garbage before the CLI has looked at it; deleting the Lease hands it back."""
-    namespaces = {"kube-system", os.environ.get(lifecycle.NAMESPACE_ENV) or "kube-system"}
+    namespaces = {"kube-system", os.environ.get(settings.NAMESPACE_ENV) or "kube-system"}
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     for namespace in namespaces:
         kubectl("apply", "-f", "-", input=json.dumps({

@@ -28,24 +28,19 @@ from typing import Protocol, TypeVar
 
 from allocator import annotations as keys
 from allocator import errors, nad, networks
+from webhook.admission.errors import INVALID, AdmissionError
 from webhook.cluster.cache import Derived, Object
 from webhook.cluster.view import ClusterView
 
 PRIMARY = keys.PRIMARY_PROVIDER
 PRIMARY_INTERFACE = "eth0"
 PRIMARY_LABEL = "the primary network"
-INVALID = 422  # the pod's annotations are malformed
-FORBIDDEN = 403  # well formed, but they ask for something not allowed here
 _T = TypeVar("_T")
 
 
-class AttachmentError(errors.AllocatorError):
-    """The pod's networks cannot be served as written: `str()` is the sentence the user sees,
-    `code` the HTTP status either webhook answers with (422 malformed, 403 otherwise)."""
-
-    def __init__(self, message: str, *, code: int = FORBIDDEN) -> None:
-        super().__init__(message)
-        self.code = code
+class AttachmentError(AdmissionError):
+    """The pod's networks cannot be served as written (422 malformed annotations, 403 otherwise);
+    either webhook answers with it as it is."""
 
 
 class LiveReads(Protocol):

@@ -13,6 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NotRequired, TypedDict
 
+from allocator.errors import AllocatorError
+from webhook.admission import errors
+
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
 OPERATIONS = ("CREATE", "UPDATE", "DELETE", "CONNECT")
@@ -91,7 +94,7 @@ class Verdict:
 
     allowed: bool
     message: str = ""
-    code: int = 403
+    code: int = errors.FORBIDDEN
     warnings: tuple[str, ...] = ()
     patch: JsonPatch | None = None
 
@@ -100,8 +103,13 @@ class Verdict:
         return cls(allowed=True, code=200, warnings=tuple(warnings), patch=patch)
 
     @classmethod
-    def deny(cls, message: str, code: int = 403) -> Verdict:
+    def deny(cls, message: str, code: int = errors.FORBIDDEN) -> Verdict:
         return cls(allowed=False, message=message, code=code)
+
+    @classmethod
+    def refuse(cls, error: errors.AdmissionError | AllocatorError) -> Verdict:
+        """The denial of a refusal (`errors.REFUSALS`): its sentence, with the status it carries."""
+        return cls.deny(str(error), code=errors.code_of(error))
 
 
 def parse_review(body: Any) -> AdmissionRequest:

@@ -18,7 +18,8 @@ import netaddr
 from allocator import annotations as keys
 from allocator import pools
 from allocator.errors import AllocatorError, ParseError, PoolSpecError, RoutesError
-from webhook.admission.attachments import INVALID, Attachment, AttachmentError
+from webhook.admission.attachments import Attachment, AttachmentError
+from webhook.admission.errors import INVALID
 from webhook.admission.subnetinfo import SubnetInfo
 
 Warn = Callable[[str], None]

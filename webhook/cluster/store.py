@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import ipaddress
-import os
 import random
 import secrets
 import threading
@@ -40,6 +39,7 @@ from webhook.cluster.kubeapi import (
     Unreachable,
 )
 from webhook.cluster.view import ClusterView
+from webhook.settings import DEFAULT_GRACE
 
 # When the reservation was made or last taken over (epoch seconds): the Lifecycle's grace period
 # for pods that never come to exist counts from here (a taken-over object keeps its old creationTimestamp).
@@ -47,8 +47,6 @@ RESERVED_AT_ANNOTATION = "multinic-ipam.io/reserved-at"
 # How long that reservation may wait for its pod, as the admitting process was configured: the
 # leader honours it, so each replica's configured grace period travels with its reservations.
 GRACE_ANNOTATION = "multinic-ipam.io/grace-seconds"
-GRACE_ENV = "MULTINIC_IPAM_RESERVATION_GRACE_SECONDS"
-DEFAULT_GRACE = 120.0  # longer than the API server's request timeout for a pod create
 UNKNOWN_OWNER = "?"  # a lost race: held by someone this process has not heard of yet
 MAX_TRIES = 64
 SPREAD_SCAN = 4096  # addresses looked at above a lost one before falling back to the lowest free
@@ -56,20 +54,6 @@ SPREAD_SCAN = 4096  # addresses looked at above a lost one before falling back t
 
 class TryAgain(errors.AllocatorError):
     """Too many lost races in a row, or the API server failed: the client should retry."""
-
-
-def grace_from_env() -> float:
-    """The reservation grace period: `MULTINIC_IPAM_RESERVATION_GRACE_SECONDS`, default 120."""
-    text = os.environ.get(GRACE_ENV, "").strip()
-    if not text:
-        return DEFAULT_GRACE
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{GRACE_ENV}={text!r} is not a number of seconds; write e.g. 120") from None
-    if value < 0:
-        raise ValueError(f"{GRACE_ENV}={text!r} is negative; write a number of seconds >= 0")
-    return value
 
 
 def new_token() -> str:
@@ -206,10 +190,10 @@ class Store(ClusterView):
         *,
         api: Api | None = None,
         clock: Callable[[], float] = time.time,
-        grace: float | None = None,
+        grace: float = DEFAULT_GRACE,
     ) -> None:
         super().__init__(cache)
-        self.grace = grace_from_env() if grace is None else grace
+        self.grace = grace
         if api is None:
             api = KubernetesApi(api_client)
         self.api = api

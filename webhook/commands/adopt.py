@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from webhook import settings
 from webhook.commands.status import add_connection_flags
 
 CONFLICTS = 1  # exit status: something was not adopted; the sentences say what to do
@@ -40,6 +41,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     add_connection_flags(parser)
+    settings.add_grace_flag(parser)
     parser.add_argument("--dry-run", action="store_true",
                         help="print the plan (pod, interface, address, Subnet, action) and change nothing")
     parser.add_argument("-n", "--namespace", default=None, metavar="NS", help="only the pods of namespace NS")
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         api_client = ops.connect(ops.kubeconfig_path(args.kubeconfig))
         try:
-            snapshot = adopter.load(api_client, namespace=args.namespace)
+            snapshot = adopter.load(api_client, namespace=args.namespace, grace=args.reservation_grace)
             plan = adoption.plan(snapshot.store, snapshot.pods, snapshot.records)
             plan.problems[:0] = snapshot.problems
             rows = plan.rows if args.dry_run else adopter.apply(snapshot.store, plan)

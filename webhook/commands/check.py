@@ -8,6 +8,7 @@ import sys
 import time
 from typing import Any
 
+from webhook import settings
 from webhook.commands.status import add_connection_flags
 
 EXIT_VIOLATIONS = 1
@@ -34,6 +35,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     add_connection_flags(parser)
+    settings.add_grace_flag(parser)
     parser.add_argument("--subnet", action="append", default=[], metavar="NAME",
                         help="check only this Subnet's addresses, IP objects and status (repeatable)")
     parser.add_argument("--confirm", type=float, default=DEFAULT_CONFIRM, metavar="SECONDS",
@@ -52,10 +54,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         api_client = ops.connect(ops.kubeconfig_path(args.kubeconfig))
         try:
-            result = ops.check(ops.load(api_client), subnets=args.subnet)
+            def load() -> object:
+                return ops.load(api_client, grace=args.reservation_grace)
+
+            result = ops.check(load(), subnets=args.subnet)
             if result.violations and args.confirm > 0:
                 time.sleep(args.confirm)
-                result = ops.confirmed(result, ops.check(ops.load(api_client), subnets=args.subnet))
+                result = ops.confirmed(result, ops.check(load(), subnets=args.subnet))
         finally:
             api_client.close()
     except ops.OpsError as error:

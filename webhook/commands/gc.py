@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from webhook import settings
 from webhook.commands.status import add_connection_flags
 
 PAST = {"release": "released", "bind": "bound"}
@@ -24,11 +25,12 @@ def register(subparsers: Any) -> None:
         ),
     )
     add_connection_flags(parser)
+    settings.add_grace_flag(parser)
     parser.add_argument("--dry-run", action="store_true", help="print what would be done and why only")
     parser.add_argument(
         "--grace", type=float, default=None, metavar="SECONDS",
-        help="how old a reservation without a pod must be before it is released "
-             "(default: $MULTINIC_IPAM_RESERVATION_GRACE_SECONDS or 120, as the webhook)",
+        help="judge every reservation by this grace period, overriding the one each was made with "
+             "(default: each reservation's own, else --reservation-grace-seconds)",
     )
     parser.add_argument("-o", "--output", choices=("table", "json"), default="table", help="output format")
     parser.set_defaults(func=run)
@@ -43,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         api_client = ops.connect(ops.kubeconfig_path(args.kubeconfig))
         try:
-            decisions = ops.collect_garbage(ops.load(api_client), dry_run=args.dry_run, grace=args.grace)
+            store = ops.load(api_client, grace=args.reservation_grace)
+            decisions = ops.collect_garbage(store, dry_run=args.dry_run, grace=args.grace)
         finally:
             api_client.close()
     except (ops.OpsError, ValueError) as error:

@@ -7,14 +7,18 @@ import os
 import re
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
+
+from webhook import settings
 
 DESCRIPTION = """\
 Serve the validating (/validate) and mutating (/mutate) admission webhooks, plus /healthz,
 /readyz (200 once the answering worker's caches are synced) and /metrics, over HTTPS only.
 
 This process becomes gunicorn (exec) configured by webhook/gunicorn.conf.py: the options below are
-handed to it as MULTINIC_IPAM_* environment variables. Each of the --workers processes runs its own
+parsed once into the server's settings and handed to it (and its workers) as JSON in
+$MULTINIC_IPAM_SETTINGS. Each of the --workers processes runs its own
 informers and cache, with --threads request threads (a review may wait on the API server). Renewed
 certificate files in --cert-dir (`multinic-ipam certs`) are served from the next connection on, no
 restart needed. SIGTERM shuts down gracefully: in-flight reviews finish first.
@@ -30,29 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--kubeconfig", type=Path, help="kubeconfig to reach the API server (default: in-cluster config)"
-    )
-    parser.add_argument("--bind", default="0.0.0.0:8443", metavar="HOST:PORT",
-                        help="address to listen on (default 0.0.0.0:8443)")
-    parser.add_argument("--cert-dir", required=True, type=Path, help="folder with tls.crt and tls.key")
-    # One worker by default: every worker keeps its own informers (their CPU is paid once per
-    # worker) and workers race each other for the same lowest free addresses (each lost race is a
-    # wasted create); a worker mostly waits on the API server, so threads give the concurrency.
-    # Measured by benchmarks/admission.py: 1x16 admits ~40% more pods/s than 2x8 with ~30% less CPU
-    # per pod in the webhook and the API server alike.
-    parser.add_argument("--workers", type=int, default=1,
-                        help="worker processes, each with its own caches (default 1)")
-    parser.add_argument("--threads", type=int, default=16, help="request threads per worker (default 16)")
-    parser.add_argument("--log-format", choices=("text", "json"), default="text",
-                        help="text for people, json (one object a line) for log pipelines")
-    parser.add_argument(
-        "--system-users",
-        default="",
-        metavar="USER,…",
-        help="usernames allowed to change a pod's allocation annotations after creation, besides the "
-        "pod's own service account when in-cluster",
-    )
+    settings.add_flags(parser)
     parser.add_argument("--check-config", action="store_true",
                         help="load the configuration and the app, report problems, and exit")
     parser.set_defaults(func=run)
@@ -80,29 +62,17 @@ def problems(args: argparse.Namespace) -> list[str]:
     return found
 
 
-def environment(args: argparse.Namespace, base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment gunicorn (and the app in each worker) reads the options from."""
-    env = dict(os.environ if base is None else base)
-    env.update({
-        "MULTINIC_IPAM_BIND": args.bind,
-        "MULTINIC_IPAM_CERT_DIR": str(args.cert_dir.resolve()),
-        "MULTINIC_IPAM_WORKERS": str(args.workers),
-        "MULTINIC_IPAM_THREADS": str(args.threads),
-        "MULTINIC_IPAM_LOG_FORMAT": args.log_format,
-        "MULTINIC_IPAM_SYSTEM_USERS": args.system_users,
-    })
-    if args.kubeconfig is not None:
-        env["MULTINIC_IPAM_KUBECONFIG"] = str(args.kubeconfig.resolve())
-    else:
-        env.pop("MULTINIC_IPAM_KUBECONFIG", None)
+def server_settings(args: argparse.Namespace) -> settings.Settings:
+    """The settings of these options; without --metrics-dir, a fresh folder that the server removes.
+
+    --check-config must not touch the cluster (no informers, no Lease) nor make folders.
+    """
     if args.check_config:
-        # Checking must not touch the cluster: no informers, no Lease.
-        env["MULTINIC_IPAM_START_INFORMERS"] = "false"
-        env["MULTINIC_IPAM_START_LIFECYCLE"] = "false"
-    if not env.get("PROMETHEUS_MULTIPROC_DIR") and not args.check_config:
-        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="multinic-ipam-metrics-")
-        env["MULTINIC_IPAM_OWNS_METRICS_DIR"] = "1"
-    return env
+        return settings.from_flags(args, start_informers=False, start_lifecycle=False)
+    if args.metrics_dir:
+        return settings.from_flags(args)
+    folder = tempfile.mkdtemp(prefix="multinic-ipam-metrics-")
+    return replace(settings.from_flags(args), metrics_dir=folder, owns_metrics_dir=True)
 
 
 def gunicorn_argv(args: argparse.Namespace) -> list[str]:
@@ -122,5 +92,5 @@ def run(args: argparse.Namespace) -> int:
     argv = gunicorn_argv(args)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(argv[0], argv, environment(args))
+    os.execve(argv[0], argv, settings.handed_down(server_settings(args)))
     return 0  # not reached: exec replaces this process

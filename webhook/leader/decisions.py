@@ -16,7 +16,8 @@ from typing import Protocol
 
 from allocator import pools
 from webhook.cluster.cache import Object
-from webhook.cluster.store import DEFAULT_GRACE, GRACE_ANNOTATION, RESERVED_AT_ANNOTATION, token_of
+from webhook.cluster.store import GRACE_ANNOTATION, RESERVED_AT_ANNOTATION, token_of
+from webhook.settings import DEFAULT_GRACE
 
 
 @dataclass(frozen=True)

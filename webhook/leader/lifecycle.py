@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -38,21 +37,13 @@ from webhook import metrics
 from webhook.cluster import objects
 from webhook.cluster.cache import Object
 from webhook.cluster.kubeapi import AlreadyExists, Api, ApiError, Conflict, NotFound
-from webhook.cluster.store import (  # noqa: F401 (GRACE_*, DEFAULT_GRACE, grace_from_env: re-exported)
-    DEFAULT_GRACE,
-    GRACE_ANNOTATION,
-    GRACE_ENV,
-    Store,
-    address_of,
-    grace_from_env,
-    token_of,
-)
+from webhook.cluster.store import Store, address_of, token_of
 from webhook.leader import decisions
 from webhook.leader.changes import Changes
+from webhook.settings import DEFAULT_LEASE_NAMESPACE
 
 log = logging.getLogger(__name__)
 
-NAMESPACE_ENV = "MULTINIC_IPAM_NAMESPACE"
 LEASE_NAME = "multinic-ipam-lifecycle"
 MIN_GAP = 0.5  # seconds between two passes at least
 DELETED_LIMIT = 20_000  # tokens of deleted pods remembered at most (~2 MB); the oldest go first
@@ -126,7 +117,7 @@ class Lifecycle:
         *,
         store: Store,
         identity: str,
-        namespace: str | None = None,
+        namespace: str = DEFAULT_LEASE_NAMESPACE,
         lease_name: str = LEASE_NAME,
         lease_seconds: int = 10,
         interval: float = 2.0,
@@ -138,7 +129,7 @@ class Lifecycle:
         self.store = store
         self.api = store.api
         self.identity = identity
-        self.namespace = namespace or os.environ.get(NAMESPACE_ENV) or "kube-system"
+        self.namespace = namespace
         self.lease_name = lease_name
         self.lease_seconds = lease_seconds
         self.interval = interval

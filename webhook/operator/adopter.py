@@ -27,6 +27,7 @@ from webhook.leader.lifecycle import Lifecycle
 from webhook.operator import adoption_plan, ops
 from webhook.operator.adoption_sources import as_migrated
 from webhook.operator.whereabouts import Record, WhereaboutsError, ippool_records, reservation_record
+from webhook.settings import DEFAULT_GRACE
 
 KINDS = (objects.SUBNETS, objects.IPS, objects.IPPOOLS, objects.NADS, objects.PODS)
 WHEREABOUTS_KINDS = (objects.WHEREABOUTS_IPPOOLS, objects.WHEREABOUTS_RESERVATIONS)
@@ -45,10 +46,10 @@ class Snapshot:
     problems: list[str]
 
 
-def load(api_client: Any, *, namespace: str | None = None) -> Snapshot:
+def load(api_client: Any, *, namespace: str | None = None, grace: float = DEFAULT_GRACE) -> Snapshot:
     """List every kind once (Whereabouts' when its CRDs exist); NADs with a Subnet for their
     provider are read as they will be once they use kube-ovn (`adoption_sources.as_migrated`)."""
-    store = ops.load(api_client, KINDS)
+    store = ops.load(api_client, KINDS, grace=grace)
     read_as_migrated(store)
     pods = [p for p in store.cache.list(objects.PODS) if namespace in (None, _namespace(p))]
     records: list[Record] = []

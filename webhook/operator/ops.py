@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from webhook import settings
 from webhook.cluster import objects
 from webhook.cluster.cache import Object, ObjectCache
 
@@ -36,8 +36,7 @@ def kubeconfig_path(explicit: str | None) -> str | None:
         if not Path(explicit).is_file():
             raise OpsError(f"--kubeconfig {explicit} does not exist; give the path of a kubeconfig file")
         return explicit
-    env = os.environ.get("KUBECONFIG", "")
-    first = next((part for part in env.split(os.pathsep) if part), "")
+    first = settings.kubeconfig_from_env()
     if first:
         return first
     default = Path.home() / ".kube" / "config"
@@ -54,8 +53,8 @@ def connect(kubeconfig: str | None) -> Any:
         raise OpsError(str(error)) from None
 
 
-def load(api_client: Any, kinds: Sequence[str] = ALL_KINDS) -> Any:
-    """A `Store` over a cache filled by one (paged) list of each of `kinds`."""
+def load(api_client: Any, kinds: Sequence[str] = ALL_KINDS, *, grace: float = settings.DEFAULT_GRACE) -> Any:
+    """A `Store` over a cache filled by one (paged) list of each of `kinds`; `grace` as the webhook's."""
     from webhook.cluster.errors import ApiError, NotFound
     from webhook.cluster.kubeapi import KubernetesApi
     from webhook.cluster.store import Store
@@ -65,7 +64,7 @@ def load(api_client: Any, kinds: Sequence[str] = ALL_KINDS) -> Any:
     except ValueError as error:  # no usable server address in the configuration
         raise OpsError(str(error)) from None
     cache = ObjectCache()
-    store = Store(cache, api=api)
+    store = Store(cache, api=api, grace=grace)
     for kind in kinds:
         try:
             items = api.list(kind)

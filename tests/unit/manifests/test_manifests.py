@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
+from webhook import settings
 from webhook.cluster import informers
-from webhook.leader import lifecycle
 from webhook.operator import configurations
 
 REPO = Path(__file__).resolve().parents[3]
@@ -158,7 +158,7 @@ def test_webhook_deployment_is_highly_available_and_locked_down() -> None:
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
     assert container["args"][0] == "serve"
     env = {e["name"]: e for e in container["env"]}
-    lease_namespace = env[lifecycle.NAMESPACE_ENV]["valueFrom"]["fieldRef"]["fieldPath"]
+    lease_namespace = env[settings.NAMESPACE_ENV]["valueFrom"]["fieldRef"]["fieldPath"]
     assert lease_namespace == "metadata.namespace"  # the leader-election Role lives there
     secret_volume = next(v for v in pod["volumes"] if "secret" in v)
     assert secret_volume["secret"]["secretName"] == TLS_SECRET

@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +18,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kubernetes import client as k8s_client
 
-import webhook
 from tests.unit.webhook.fake_apiserver import SUBNETS_PATH, FakeApi
 from webhook import app as webhook_app
 from webhook import logs
-from webhook.cluster import informers, objects
+from webhook.cluster import connection, informers, objects
 from webhook.cluster.cache import ObjectCache
 from webhook.cluster.kubeapi import AlreadyExists, NotFound
 from webhook.cluster.store import Store
+from webhook.settings import SETTINGS_ENV, Settings
 
 NAD_CONFIG = json.dumps({
     "cniVersion": "0.3.0",
@@ -106,17 +106,15 @@ class MemoryApi:
         return self.leases[(namespace, body["metadata"]["name"])]
 
 
-def make_app(cache: ObjectCache | None = None, **extra: Any) -> Flask:
+NO_THREADS = Settings(start_informers=False, start_lifecycle=False)
+
+
+def make_app(cache: ObjectCache | None = None, *, api_client: Any = None, **fields: Any) -> Flask:
     cache = cache if cache is not None else ObjectCache()
-    config: dict[str, Any] = {
-        "TESTING": True,
-        "CACHE": cache,
-        "START_INFORMERS": False,
-        "START_LIFECYCLE": False,
-        "STORE": Store(cache, api=MemoryApi(cache)),
-    }
-    config.update(extra)
-    return webhook_app.create_app(config)
+    return webhook_app.create_app(
+        replace(NO_THREADS, **fields), cache=cache, api_client=api_client,
+        store=Store(cache, api=MemoryApi(cache)),
+    )
 
 
 @pytest.fixture
@@ -182,7 +180,7 @@ def test_readyz_without_informers_is_ready(client: FlaskClient) -> None:
 def test_readyz_names_the_kinds_not_synced_yet() -> None:
     configuration = k8s_client.Configuration()
     configuration.host = "http://127.0.0.1:9"  # nothing listens: the informers never sync
-    app = make_app(START_INFORMERS=True, API_CLIENT=k8s_client.ApiClient(configuration))
+    app = make_app(start_informers=True, api_client=k8s_client.ApiClient(configuration))
     try:
         response = app.test_client().get("/readyz")
     finally:
@@ -200,10 +198,9 @@ def test_readyz_turns_ready_once_synced_and_indexed() -> None:
     fake.put(SUBNETS_PATH, "macvlan", {"cidrBlock": "172.17.0.0/16", "provider": "macvlan.default"})
     configuration = k8s_client.Configuration()
     configuration.host = fake.host
-    app = webhook_app.create_app({
-        "TESTING": True, "START_INFORMERS": True, "START_LIFECYCLE": False,
-        "API_CLIENT": k8s_client.ApiClient(configuration),
-    })
+    app = webhook_app.create_app(
+        Settings(start_lifecycle=False), api_client=k8s_client.ApiClient(configuration)
+    )
     runtime = webhook_app.runtime_of(app)
     try:
         deadline = time.monotonic() + 10
@@ -224,11 +221,10 @@ def test_lifecycle_starts_after_sync_leads_and_hands_the_lease_back_on_stop() ->
     configuration.host = fake.host
     cache = ObjectCache()
     memory = MemoryApi(cache)
-    app = webhook_app.create_app({
-        "TESTING": True, "CACHE": cache, "START_INFORMERS": True, "START_LIFECYCLE": True,
-        "API_CLIENT": k8s_client.ApiClient(configuration), "STORE": Store(cache, api=memory),
-        "IDENTITY": "worker-a",
-    })
+    app = webhook_app.create_app(
+        Settings(identity="worker-a", lease_namespace="ipam"), cache=cache,
+        api_client=k8s_client.ApiClient(configuration), store=Store(cache, api=memory),
+    )
     runtime = webhook_app.runtime_of(app)
     try:
         deadline = time.monotonic() + 10
@@ -237,8 +233,9 @@ def test_lifecycle_starts_after_sync_leads_and_hands_the_lease_back_on_stop() ->
             if runtime.lifecycle is not None:
                 assert runtime.informers.synced  # never before every kind is listed
             time.sleep(0.05)
-        lease = next(iter(memory.leases.values()))
+        (namespace, _), lease = next(iter(memory.leases.items()))
         assert lease["spec"]["holderIdentity"] == "worker-a"
+        assert namespace == "ipam"  # --lease-namespace
     finally:
         runtime.stop()
         fake.close()
@@ -253,7 +250,7 @@ def test_connect_reads_a_kubeconfig(tmp_path: Path) -> None:
         "users": [{"name": "u", "user": {"token": "secret-token"}}],
         "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
     }))
-    api = webhook_app.connect(str(kubeconfig))
+    api = connection.connect(str(kubeconfig))
     try:
         assert api.configuration.host == "https://127.0.0.1:6443"
         assert api.configuration.auth_settings()["BearerToken"]["value"] == "Bearer secret-token"
@@ -263,12 +260,12 @@ def test_connect_reads_a_kubeconfig(tmp_path: Path) -> None:
 
 def test_connect_failures_say_what_to_give(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    with pytest.raises(webhook_app.ConnectError, match=r"service account .*; run in a pod or give"):
-        webhook_app.connect(None)
+    with pytest.raises(connection.ConnectError, match=r"service account .*; run in a pod or give"):
+        connection.connect(None)
     broken = tmp_path / "kubeconfig"
     broken.write_text("apiVersion: v1\nkind: Config\n")
-    with pytest.raises(webhook_app.ConnectError, match="give a working --kubeconfig"):
-        webhook_app.connect(str(broken))
+    with pytest.raises(connection.ConnectError, match="give a working --kubeconfig"):
+        connection.connect(str(broken))
 
 
 def test_validate_allows_a_good_subnet_and_echoes_the_uid(client: FlaskClient) -> None:
@@ -347,7 +344,8 @@ def test_unknown_path_and_wrong_method_answer_json(client: FlaskClient) -> None:
 
 
 def test_oversized_body_is_refused_with_413(cache: ObjectCache) -> None:
-    app = make_app(cache, MAX_CONTENT_LENGTH=1024)
+    app = make_app(cache)
+    app.config["MAX_CONTENT_LENGTH"] = 1024
     response = app.test_client().post("/validate", data=b" " * 4096, content_type="application/json")
     assert response.status_code == 413
     assert response.is_json
@@ -370,18 +368,6 @@ def test_unexpected_errors_are_500_json_with_a_logged_traceback(
     assert response.get_json()["error"].startswith("internal error in the webhook (RuntimeError)")
     assert "Traceback" not in response.get_data(as_text=True)
     assert any(r.exc_info and "rule crashed" in str(r.exc_info[1]) for r in caplog.records)
-
-
-@pytest.mark.parametrize(("path", "module"), [("/validate", "validate"), ("/mutate", "mutate")])
-def test_missing_rule_module_denies_instead_of_crashing(
-    client: FlaskClient, monkeypatch: pytest.MonkeyPatch, path: str, module: str
-) -> None:
-    monkeypatch.delattr(webhook, module, raising=False)
-    monkeypatch.setitem(sys.modules, f"webhook.{module}", None)
-    body = review({"metadata": {"name": "p", "namespace": "default"}}, kind="Pod", namespace="default")
-    answer = client.post(path, json=body).get_json()["response"]
-    assert answer["allowed"] is False
-    assert "not available in this build" in answer["status"]["message"]
 
 
 def test_each_review_logs_one_line_with_fields(client: FlaskClient, caplog: pytest.LogCaptureFixture) -> None:
@@ -413,13 +399,11 @@ def test_metrics_count_reviews(client: FlaskClient) -> None:
     assert "multinic_ipam_admission_review_seconds_bucket" in text
 
 
-def test_create_app_without_config_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MULTINIC_IPAM_START_INFORMERS", "false")
-    monkeypatch.setenv("MULTINIC_IPAM_START_LIFECYCLE", "false")
-    monkeypatch.setenv("MULTINIC_IPAM_KUBECONFIG", "/nonexistent/kubeconfig")
-    monkeypatch.setenv("MULTINIC_IPAM_IDENTITY", "7")  # JSON-looking values stay strings
-    monkeypatch.setenv("MULTINIC_IPAM_SYSTEM_USERS", "system:serviceaccount:kube-system:ipam, ops")
-    app = webhook_app.create_app()
+def test_worker_app_runs_with_the_settings_serve_handed_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    handed = Settings(start_informers=False, start_lifecycle=False, kubeconfig="/nonexistent/kubeconfig",
+                      identity="7", system_users=("system:serviceaccount:kube-system:ipam", "ops"))
+    monkeypatch.setenv(SETTINGS_ENV, handed.encode())  # JSON-looking values stay strings
+    app = webhook_app.worker_app()
     runtime = webhook_app.runtime_of(app)
     assert runtime.informers is None
     assert runtime.kubeconfig == "/nonexistent/kubeconfig"

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from tests.unit.webhook.world import World
-from webhook.cluster import objects
+from webhook.cluster import objects, store
 from webhook.cluster.kubeapi import ApiError
 from webhook.cluster.store import Claim, PodIdentity
 from webhook.leader import lifecycle
@@ -263,16 +263,6 @@ def test_subnet_status_is_written_in_batches_only_when_changed(world):
     assert len([c for c in world.api.calls if c[0] == "patch_subnet_status"]) == calls
 
 
-def test_grace_comes_from_the_environment(monkeypatch):
-    monkeypatch.setenv(lifecycle.GRACE_ENV, "7.5")
-    assert lifecycle.grace_from_env() == 7.5
-    monkeypatch.setenv(lifecycle.GRACE_ENV, "soon")
-    with pytest.raises(ValueError, match="'soon' is not a number of seconds"):
-        lifecycle.grace_from_env()
-    monkeypatch.delenv(lifecycle.GRACE_ENV)
-    assert lifecycle.grace_from_env() == lifecycle.DEFAULT_GRACE
-
-
 def test_a_non_leader_does_nothing(world):
     leader(world, "one")
     follower = lifecycle.Lifecycle(store=world.store, identity="two", namespace="kube-system",
@@ -291,7 +281,7 @@ def test_each_reservation_carries_the_grace_period_of_the_process_that_made_it(w
     _, short = admit(world, "short")
     world.store.grace = 500
     _, long = admit(world, "long")
-    assert world.api.ips[short]["metadata"]["annotations"][lifecycle.GRACE_ANNOTATION] == "5"
+    assert world.api.ips[short]["metadata"]["annotations"][store.GRACE_ANNOTATION] == "5"
     world.now += 6
     assert cycle.reconcile().released == 1
     assert short not in world.api.ips and long in world.api.ips

@@ -175,7 +175,7 @@ def test_counters_of_several_worker_processes_are_summed(tmp_path: Path) -> None
               "metrics.RELEASES.labels('pod_gone').inc()")
     for n in (2, 3):
         subprocess.run([sys.executable, "-c", worker.format(n=n)], env=env, check=True, timeout=60)
-    render = "from webhook import metrics; print(metrics.render()[0].decode())"
+    render = f"from webhook import metrics; print(metrics.render(metrics_dir={str(tmp_path)!r})[0].decode())"
     scrape = subprocess.run([sys.executable, "-c", render], env=env, check=True, timeout=60,
                             capture_output=True, text=True).stdout
     assert 'multinic_ipam_ip_lock_conflicts_total{subnet="s"} 5.0' in scrape

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from certs import generate, reload
-from webhook import cli
+from webhook import cli, settings
 from webhook.commands import serve
+from webhook.settings import Settings
 
 CONF = Path(serve.__file__).resolve().parent.parent / "gunicorn.conf.py"
 
@@ -71,40 +72,48 @@ def test_log_format_is_a_choice(cert_dir: Path) -> None:
         parse("--cert-dir", str(cert_dir), "--log-format", "xml")
 
 
-def test_environment_carries_the_options(cert_dir: Path, tmp_path: Path) -> None:
+def test_environment_carries_the_options(
+    cert_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(settings.METRICS_DIR_ENV, raising=False)
     kubeconfig = tmp_path / "kubeconfig"
     args = parse("--kubeconfig", str(kubeconfig), "--bind", "127.0.0.1:9443", "--cert-dir", str(cert_dir),
                  "--workers", "4", "--threads", "3", "--log-format", "json", "--system-users", "a,b")
-    env = serve.environment(args, base={"MULTINIC_IPAM_START_INFORMERS": "true"})
+    env = settings.handed_down(serve.server_settings(args), base={"KEPT": "true"})
+    server = Settings.decode(env[settings.SETTINGS_ENV])
     try:
-        assert env["MULTINIC_IPAM_BIND"] == "127.0.0.1:9443"
-        assert env["MULTINIC_IPAM_CERT_DIR"] == str(cert_dir.resolve())
-        assert env["MULTINIC_IPAM_KUBECONFIG"] == str(kubeconfig.resolve())
-        assert (env["MULTINIC_IPAM_WORKERS"], env["MULTINIC_IPAM_THREADS"]) == ("4", "3")
-        assert env["MULTINIC_IPAM_LOG_FORMAT"] == "json"
-        assert env["MULTINIC_IPAM_SYSTEM_USERS"] == "a,b"
-        assert env["MULTINIC_IPAM_START_INFORMERS"] == "true"
+        assert server.bind == "127.0.0.1:9443"
+        assert server.cert_dir == str(cert_dir.resolve())
+        assert server.kubeconfig == str(kubeconfig.resolve())
+        assert (server.workers, server.threads) == (4, 3)
+        assert server.log_format == "json"
+        assert server.system_users == ("a", "b")
+        assert server.start_informers and server.start_lifecycle
+        assert env["KEPT"] == "true"
         assert Path(env["PROMETHEUS_MULTIPROC_DIR"]).is_dir()
-        assert env["MULTINIC_IPAM_OWNS_METRICS_DIR"] == "1"
+        assert server.metrics_dir == env["PROMETHEUS_MULTIPROC_DIR"]
+        assert server.owns_metrics_dir is True
     finally:
         Path(env["PROMETHEUS_MULTIPROC_DIR"]).rmdir()
 
 
-def test_check_config_never_touches_the_cluster_or_makes_folders(cert_dir: Path) -> None:
+def test_check_config_never_touches_the_cluster_or_makes_folders(
+    cert_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(settings.METRICS_DIR_ENV, raising=False)
     args = parse("--cert-dir", str(cert_dir), "--check-config")
-    env = serve.environment(args, base={"MULTINIC_IPAM_KUBECONFIG": "/stale"})
-    assert env["MULTINIC_IPAM_START_INFORMERS"] == "false"
-    assert env["MULTINIC_IPAM_START_LIFECYCLE"] == "false"
-    assert "MULTINIC_IPAM_KUBECONFIG" not in env  # no --kubeconfig: in-cluster, never a stale value
-    assert "PROMETHEUS_MULTIPROC_DIR" not in env
+    env = settings.handed_down(serve.server_settings(args), base={"MULTINIC_IPAM_SETTINGS": "{stale}"})
+    server = Settings.decode(env[settings.SETTINGS_ENV])
+    assert server.start_informers is False
+    assert server.start_lifecycle is False
+    assert server.kubeconfig is None  # no --kubeconfig: in-cluster, never a stale value
+    assert "PROMETHEUS_MULTIPROC_DIR" not in env and server.metrics_dir is None
     assert serve.gunicorn_argv(args)[-1] == "--check-config"
 
 
-def test_gunicorn_conf_reads_the_environment(monkeypatch: pytest.MonkeyPatch, cert_dir: Path) -> None:
-    monkeypatch.setenv("MULTINIC_IPAM_CERT_DIR", str(cert_dir))
-    monkeypatch.setenv("MULTINIC_IPAM_BIND", "127.0.0.1:7443")
-    monkeypatch.setenv("MULTINIC_IPAM_WORKERS", "3")
-    monkeypatch.setenv("MULTINIC_IPAM_LOG_FORMAT", "json")
+def test_gunicorn_conf_reads_the_settings(monkeypatch: pytest.MonkeyPatch, cert_dir: Path) -> None:
+    handed = Settings(cert_dir=str(cert_dir), bind="127.0.0.1:7443", workers=3, log_format="json")
+    monkeypatch.setenv(settings.SETTINGS_ENV, handed.encode())
     conf: dict[str, Any] = runpy.run_path(str(CONF))
     assert conf["bind"] == ["127.0.0.1:7443"]
     assert conf["certfile"] == str(cert_dir / "tls.crt") and conf["keyfile"] == str(cert_dir / "tls.key")
@@ -112,13 +121,13 @@ def test_gunicorn_conf_reads_the_environment(monkeypatch: pytest.MonkeyPatch, ce
     assert conf["preload_app"] is False  # informers start after the fork, one set per worker
     assert conf["control_socket_disable"] is True  # several servers per host must not share one
     assert conf["ssl_context"] is reload.gunicorn_ssl_context
-    assert conf["wsgi_app"] == "webhook.app:create_app()"
+    assert conf["wsgi_app"] == "webhook.app:worker_app()"
     assert conf["logconfig_dict"]["formatters"]["main"]["()"] == "webhook.logs.JsonFormatter"
 
 
 def test_gunicorn_accepts_the_conf_file(cert_dir: Path) -> None:
-    env = {"MULTINIC_IPAM_CERT_DIR": str(cert_dir), "MULTINIC_IPAM_START_INFORMERS": "false",
-           "MULTINIC_IPAM_START_LIFECYCLE": "false", "PATH": "/usr/bin:/bin"}
+    handed = Settings(cert_dir=str(cert_dir), start_informers=False, start_lifecycle=False)
+    env = {settings.SETTINGS_ENV: handed.encode(), "PATH": "/usr/bin:/bin"}
     result = subprocess.run([sys.executable, "-m", "gunicorn", "-c", str(CONF), "--check-config"],
                             capture_output=True, text=True, env=env, timeout=60, check=False)
     assert result.returncode == 0, result.stderr

@@ -1,5 +1,5 @@
-"""What every validating rule shares: the refusal exception, tolerant readers of request
-objects, and how an IP object's holder and addresses are named in a message.
+"""What every validating rule shares: tolerant readers of request objects, and how an IP
+object's holder and addresses are named in a message (refusals: `webhook.admission.errors`).
 
 Rules read objects that came off the wire, so every reader here accepts any shape and answers
 with an empty value rather than raising: a malformed object is refused by a rule, never a 500.
@@ -18,19 +18,6 @@ from allocator.errors import AllocatorError
 from webhook.admission.attachments import LiveReads
 from webhook.cluster import objects
 from webhook.cluster.view import ClusterView
-
-INVALID = 422  # the object itself is malformed (kubectl shows "Invalid")
-FORBIDDEN = 403  # well formed, but not allowed here
-CONFLICT = 409  # collides with something that already exists (an address, a pool, a CIDR)
-
-
-class AdmissionError(Exception):
-    """A rule refused the request; `str()` is the one sentence shown to the user, `code` the HTTP
-    status the API server relays (422 malformed, 409 collides with something, 403 otherwise)."""
-
-    def __init__(self, message: str, *, code: int = FORBIDDEN) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def mapping(value: Any) -> Mapping[str, Any]:
@@ -112,14 +99,6 @@ def describe_held(ip_objects: list[Any]) -> str:
     count = len(ip_objects)
     noun = "address" if count == 1 else "addresses"
     return f"{count} held {noun}, e.g. {shown} held by {describe_holder(first)}"
-
-
-def invalid(message: str) -> AdmissionError:
-    return AdmissionError(message, code=INVALID)
-
-
-def conflict(message: str) -> AdmissionError:
-    return AdmissionError(message, code=CONFLICT)
 
 
 class Context:

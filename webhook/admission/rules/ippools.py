@@ -9,6 +9,7 @@ from allocator import annotations as keys
 from allocator import pools
 from allocator.addresses import format_ip
 from allocator.errors import PoolSpecError
+from webhook.admission import errors
 from webhook.admission.rules import common
 from webhook.admission.subnetinfo import SubnetInfo
 
@@ -27,7 +28,7 @@ def check(context: common.Context) -> None:
     try:
         ranges = pools.parse_pool_ips(body.get("ips"), pool=name)
     except PoolSpecError as error:
-        raise common.invalid(str(error)) from None
+        raise errors.invalid(str(error)) from None
     if not ranges:
         context.warn(f"IPPool {name} has no ips, so pods bound to it get no address; list some in spec.ips")
     _check_inside(name, ranges, subnet, body.get("ips"))
@@ -41,7 +42,7 @@ def _check_name(name: str) -> None:
         keys.parse_address(name)
     except ValueError:
         return
-    raise common.invalid(
+    raise errors.invalid(
         f"IPPool name {common.quote(name)} is an IP address, which an ip_pool annotation would read as "
         "an address rather than this pool; choose a name such as pool-1"
     )
@@ -50,11 +51,11 @@ def _check_name(name: str) -> None:
 def _subnet(context: common.Context, name: str, subnet_name: object) -> SubnetInfo:
     wanted = common.text(subnet_name)
     if not wanted:
-        raise common.invalid(f"IPPool {name} has no spec.subnet; name the Subnet its addresses come from")
+        raise errors.invalid(f"IPPool {name} has no spec.subnet; name the Subnet its addresses come from")
     obj = context.view.subnet(wanted)
     if obj is None:
         known = ", ".join(common.name_of(s) for s in context.view.subnets()[:5]) or "none exist yet"
-        raise common.invalid(
+        raise errors.invalid(
             f"IPPool {name} names Subnet {common.quote(wanted)} in spec.subnet, which does not exist; "
             f"create it first or name an existing one ({known})"
         )
@@ -68,7 +69,7 @@ def _check_inside(name: str, ranges: Ranges, subnet: SubnetInfo, items: object) 
             continue
         reach = low if block is None or not block.first <= low <= block.last else block.last + 1
         shown = common.quote(item) if isinstance(item, str) else keys.shorten(item)
-        raise common.invalid(
+        raise errors.invalid(
             f"spec.ips entry {shown} of IPPool {name} reaches {format_ip(version, reach)}, outside Subnet "
             f"{subnet.name} ({subnet.cidr_text}); keep the pool's addresses inside its Subnet"
         )
@@ -99,7 +100,7 @@ def _check_overlaps(context: common.Context, name: str, subnet: SubnetInfo, rang
         theirs = pools.parse_pool_ips_leniently(common.spec(other).get("ips"))
         shared = _first_shared(ranges, theirs)
         if shared is not None:
-            raise common.conflict(
+            raise errors.conflict(
                 f"IPPool {name} shares {shared} with IPPool {other_name} of Subnet {subnet.name}; "
                 "give each pool of a Subnet its own addresses"
             )
@@ -119,10 +120,10 @@ def _check_namespaces(name: str, namespaces: object) -> None:
     if namespaces is None:
         return
     if not isinstance(namespaces, list):
-        raise common.invalid(f"spec.namespaces of IPPool {name} is not a list; list namespace names")
+        raise errors.invalid(f"spec.namespaces of IPPool {name} is not a list; list namespace names")
     for namespace in namespaces:
         if not isinstance(namespace, str) or not _DNS_LABEL.fullmatch(namespace):
-            raise common.invalid(
+            raise errors.invalid(
                 f"spec.namespaces entry {keys.shorten(namespace)} of IPPool {name} is not a namespace name; "
                 "use a DNS-1123 label such as ns-1"
             )

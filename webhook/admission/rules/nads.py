@@ -8,6 +8,7 @@ from __future__ import annotations
 from allocator import annotations as keys
 from allocator import nad
 from allocator.errors import NadError
+from webhook.admission import errors
 from webhook.admission.rules import common
 
 
@@ -20,7 +21,7 @@ def check(context: common.Context) -> None:
     try:
         config = nad.parse_nad(namespace, name, spec)
     except NadError as error:
-        raise common.invalid(str(error)) from None
+        raise errors.invalid(str(error)) from None
     if not config.uses_kube_ovn or config.provider is None:
         return
     provider = config.provider

@@ -22,7 +22,7 @@ from allocator import mac, pools
 from allocator.errors import AllocatorError, ParseError, PoolSpecError
 from allocator.family import PoolDef
 from allocator.subnet import Subnet
-from webhook.admission import attachments, subnet_fit
+from webhook.admission import attachments, errors, subnet_fit
 from webhook.admission.attachments import Attachment
 from webhook.admission.rules import common
 from webhook.admission.subnetinfo import PRIMARY, SubnetInfo
@@ -63,22 +63,19 @@ def check_annotations(
 ) -> list[Attachment]:
     """Every CREATE rule on one set of pod annotations (a pod's or a pod template's), over the
     attachments and Subnets the mutating webhook allocates from (`webhook.admission.attachments`)."""
-    try:
-        found = attachments.resolve(
-            context.view, annotations, namespace, live=context.live, warn=context.warn
-        )
-        for attachment in found:
-            subnet = SubnetInfo.of(attachment.subnet)
-            fields = attachment.fields(annotations)
-            _check_addresses(context, attachment, subnet, fields, owns)
-            _check_mac(context, attachment, subnet, fields, owns)
-            subnet_fit.check_pool_entries(attachment, subnet, fields, warn=context.warn)
-            subnet_fit.check_ip_family(attachment, subnet, fields)
-            _check_ippool(context, attachment, subnet, fields)
-            subnet_fit.check_routes(attachment, subnet, fields)
-            subnet_fit.check_default_route(attachment, subnet)
-    except attachments.AttachmentError as error:
-        raise common.AdmissionError(str(error), code=error.code) from None
+    found = attachments.resolve(
+        context.view, annotations, namespace, live=context.live, warn=context.warn
+    )
+    for attachment in found:
+        subnet = SubnetInfo.of(attachment.subnet)
+        fields = attachment.fields(annotations)
+        _check_addresses(context, attachment, subnet, fields, owns)
+        _check_mac(context, attachment, subnet, fields, owns)
+        subnet_fit.check_pool_entries(attachment, subnet, fields, warn=context.warn)
+        subnet_fit.check_ip_family(attachment, subnet, fields)
+        _check_ippool(context, attachment, subnet, fields)
+        subnet_fit.check_routes(attachment, subnet, fields)
+        subnet_fit.check_default_route(attachment, subnet)
     _warn_unused_providers(context, annotations, found)
     return found
 
@@ -96,10 +93,10 @@ def _check_addresses(
         try:
             parts = keys.split_dual(value)
         except ParseError as error:
-            raise common.invalid(f"{key} is not usable: {error}") from None
+            raise errors.invalid(f"{key} is not usable: {error}") from None
         addresses = [_address(key, part) for part in parts]
         if len(addresses) == 2 and addresses[0].version == addresses[1].version:
-            raise common.invalid(
+            raise errors.invalid(
                 f"{key} {common.quote(value)} gives two IPv{addresses[0].version} addresses; a dual-stack "
                 "value is one IPv4 and one IPv6 address, such as 172.17.0.100,fd00:10::100"
             )
@@ -118,7 +115,7 @@ def _address(key: str, text: str) -> netaddr.IPAddress:
     try:
         return keys.parse_address(text)
     except ValueError:
-        raise common.invalid(
+        raise errors.invalid(
             f"{key} {common.quote(text)} is not an IP address; write one like 172.17.0.100 "
             '(or "IPv4,IPv6" for dual stack)'
         ) from None
@@ -128,15 +125,15 @@ def _check_claim(
     context: common.Context, where: str, address: netaddr.IPAddress, subnet: SubnetInfo, owns: Owns
 ) -> None:
     if subnet.network_for(address) is None:
-        raise common.invalid(
+        raise errors.invalid(
             f"{where} {address} is outside {subnet_fit.describe(subnet)}; choose an address inside it"
         )
     reason = subnet.spec.why_unusable(address, fixed=True) if subnet.spec is not None else ""
     if reason:
-        raise common.invalid(f"{where} {address} is {reason}; choose another address")
+        raise errors.invalid(f"{where} {address} is {reason}; choose another address")
     holder = context.view.holder(subnet.name, str(address))
     if holder is not None and not owns(holder):
-        raise common.conflict(
+        raise errors.conflict(
             f"{address} is held by {common.describe_holder(holder)}; choose a free address of Subnet "
             f"{subnet.name} or delete that pod first"
         )
@@ -147,7 +144,7 @@ def _check_prefix(where: str, text: str, address: netaddr.IPAddress, subnet: Sub
     _, slash, prefix = text.partition("/")
     network = subnet.network_for(address)
     if slash and network is not None and int(prefix) != network.prefixlen:
-        raise common.invalid(
+        raise errors.invalid(
             f"{where} {text} has prefix /{prefix}, but its Subnet is {network}; "
             f"write {address}/{network.prefixlen}"
         )
@@ -169,10 +166,10 @@ def _check_mac(
         try:
             normal = mac.normalise_mac(text)
         except AllocatorError as error:
-            raise common.invalid(f"{where} is not usable: {error}") from None
+            raise errors.invalid(f"{where} is not usable: {error}") from None
         for ip_object in context.view.mac_holders(subnet.name, normal):
             if not owns(ip_object):
-                raise common.conflict(
+                raise errors.conflict(
                     f"MAC {normal} from {where} is held by {common.describe_holder(ip_object)} in "
                     f"Subnet {subnet.name}; choose another MAC or leave it out to get a random one"
                 )
@@ -191,13 +188,13 @@ def _check_ippool(
         return
     obj = context.view.ippool(pool.ippool_name)
     if obj is None:
-        raise common.invalid(
+        raise errors.invalid(
             f"IPPool {pool.ippool_name}, named by {key}, does not exist; create it or list addresses "
             "like 172.17.0.200,172.17.0.201"
         )
     subnet_name = common.text(common.spec(obj).get("subnet"))
     if subnet_name != subnet.name:
-        raise common.invalid(
+        raise errors.invalid(
             f"IPPool {pool.ippool_name}, named by {key}, belongs to Subnet {subnet_name or '(none)'}, "
             f"but this attachment draws from {subnet_fit.describe(subnet)}; name a pool of that Subnet"
         )
@@ -266,7 +263,7 @@ def _check_update(context: common.Context) -> None:
     key = changed[0]
     was = common.quote(old[key]) if key in old else "unset"
     now = common.quote(new[key]) if key in new else "removed"
-    raise common.AdmissionError(
+    raise errors.forbidden(
         f"annotation {key} decides the pod's addresses and cannot change after creation (was {was}, "
         f"now {now}); delete the pod and create it with the new value"
     )

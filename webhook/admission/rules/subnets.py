@@ -12,6 +12,7 @@ import netaddr
 from allocator import nad
 from allocator.errors import AllocatorError, NadError
 from allocator.subnet_spec import SubnetSpec
+from webhook.admission import errors
 from webhook.admission.rules import common
 from webhook.admission.subnetinfo import PRIMARY, SubnetInfo
 
@@ -34,7 +35,7 @@ def check(context: common.Context) -> None:
     try:
         parsed = SubnetSpec.parse(name, body)
     except AllocatorError as error:
-        raise common.invalid(str(error)) from None
+        raise errors.invalid(str(error)) from None
     _check_provider(context, name, parsed.provider)
     _warn_ovn_only_fields(context, name, parsed.provider, body)
     _warn_default_ovn(context, name, parsed.provider, body)
@@ -49,7 +50,7 @@ def _check_provider(context: common.Context, name: str, provider: str) -> None:
     if provider == PRIMARY:
         return
     if not _PROVIDER.fullmatch(provider):
-        raise common.invalid(
+        raise errors.invalid(
             f"provider {common.quote(provider)} of Subnet {name} is not ovn, <nad>.<namespace> or "
             "<nad>.<namespace>.ovn (lower-case DNS-1123 labels); write e.g. macvlan.default"
         )
@@ -133,7 +134,7 @@ def _check_overlap(context: common.Context, name: str, parsed: SubnetSpec, vpc: 
                     "which is only safe when they attach different networks"
                 )
                 continue
-            raise common.conflict(
+            raise errors.conflict(
                 f"cidrBlock {cidr} of Subnet {name} overlaps {clash} of Subnet {other.name}, which has "
                 f"the same provider {parsed.provider}; choose a block that does not overlap it"
             )
@@ -150,7 +151,7 @@ def _check_stranding(context: common.Context, name: str, parsed: SubnetSpec, old
     if not held:
         return
     if parsed.provider != old.provider:
-        raise common.AdmissionError(
+        raise errors.forbidden(
             f"Subnet {name} cannot change provider from {old.provider} to {parsed.provider} while it has "
             f"{common.describe_held(held)}; delete those pods first"
         )
@@ -167,17 +168,17 @@ def _check_stranding(context: common.Context, name: str, parsed: SubnetSpec, old
             elif value in rule.excluded and not (version in was and value in was[version].excluded):
                 newly.append(ip_object)
     if outside:
-        raise common.AdmissionError(
+        raise errors.forbidden(
             f"cidrBlock {parsed.cidr_block} of Subnet {name} would leave "
             f"{common.describe_held(outside)}, outside it; keep them inside or delete those pods first"
         )
     if on_gateway:
-        raise common.AdmissionError(
+        raise errors.forbidden(
             f"gateway {','.join(str(g) for g in parsed.gateways)} of Subnet {name} would be one of "
             f"{common.describe_held(on_gateway)}; choose a free address as the gateway"
         )
     if newly:
-        raise common.AdmissionError(
+        raise errors.forbidden(
             f"excludeIps of Subnet {name} would newly exclude {common.describe_held(newly)}; "
             "leave held addresses out of excludeIps or delete those pods first"
         )
@@ -187,7 +188,7 @@ def _check_delete(context: common.Context) -> None:
     name = context.name
     held = context.view.ip_objects(name)
     if held:
-        raise common.AdmissionError(
+        raise errors.forbidden(
             f"Subnet {name} still has {common.describe_held(held)}; delete those pods "
             "(or their workloads) first"
         )

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from allocator import annotations as keys
+from webhook.admission import errors
 from webhook.admission.attachments import Attachment
 from webhook.admission.rules import common, pods
 from webhook.admission.subnetinfo import SubnetInfo
@@ -105,11 +106,11 @@ def _check_fixed(
         return
     pool_key = attachment.key(keys.IP_POOL)
     if replicas is None:
-        raise common.AdmissionError(
+        raise errors.forbidden(
             f"{subject} fixes {attachment.key(keys.IP_ADDRESS)} to {value}, but a {kind} runs a pod on "
             f"every node and only one pod can hold an address; list one address per node in {pool_key}"
         )
-    raise common.AdmissionError(
+    raise errors.forbidden(
         f"{subject} has {replicas} replicas but fixes {attachment.key(keys.IP_ADDRESS)} to {value}, which "
         f"only one pod can hold; use {pool_key} with at least {replicas} addresses, or one replica"
     )
