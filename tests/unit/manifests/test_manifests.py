@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 import yaml
 
-from webhook import settings
 from webhook.cluster import informers
 from webhook.operator import configurations
 
@@ -158,7 +157,8 @@ def test_webhook_deployment_is_highly_available_and_locked_down() -> None:
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
     assert container["args"][0] == "serve"
     env = {e["name"]: e for e in container["env"]}
-    lease_namespace = env[settings.NAMESPACE_ENV]["valueFrom"]["fieldRef"]["fieldPath"]
+    assert "--lease-namespace=$(POD_NAMESPACE)" in container["args"]
+    lease_namespace = env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"]
     assert lease_namespace == "metadata.namespace"  # the leader-election Role lives there
     secret_volume = next(v for v in pod["volumes"] if "secret" in v)
     assert secret_volume["secret"]["secretName"] == TLS_SECRET
