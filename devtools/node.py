@@ -182,7 +182,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         binaries = node_binaries()
         try:
             left = hostchanges.HostChanges.recover_stale()
-        except hostchanges.NodeRunning as error:
+        except hostchanges.NodeRunningError as error:
             raise NodeError(str(error)) from None
         if left:
             raise NodeError(f"a node that was killed left {'; '.join(left)}; remove that by hand")
