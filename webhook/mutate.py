@@ -17,7 +17,8 @@ from webhook.admission import attachments, reviews, subnet_fit
 from webhook.admission.subnetinfo import SubnetInfo
 from webhook.cluster import objects
 from webhook.cluster.cache import Object
-from webhook.cluster.store import Claim, Held, PodIdentity, Store, TryAgain
+from webhook.cluster.claims import Claim, Held, PodIdentity, TryAgain
+from webhook.cluster.store import Store
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,9 @@ import yaml
 from devtools.controlplane import ControlPlane
 from tests.fixtures.webhook import WebhookServer
 from webhook.cluster import objects
+from webhook.cluster.store import GRACE_ENV
 from webhook.leader import lifecycle
+from webhook.leader.lease import LEASE_NAME
 from webhook.operator import install
 
 REPO = Path(__file__).resolve().parents[2]
@@ -169,7 +171,7 @@ def rbac_webhook(
     webhook_server.stop()
     # The Lease in the webhook's namespace, as the Deployment's fieldRef sets it; and a short grace
     # for reservations whose pod was deleted before the leader bound it (default 120 s).
-    settings = {lifecycle.NAMESPACE_ENV: NAMESPACE, lifecycle.GRACE_ENV: "3"}
+    settings = {lifecycle.NAMESPACE_ENV: NAMESPACE, GRACE_ENV: "3"}
     previous = {key: os.environ.get(key) for key in settings}
     os.environ.update(settings)
     try:
@@ -398,7 +400,7 @@ def test_status_lease_printer_columns_and_release(kubectl: Kubectl, rbac_webhook
     assert subnet_row["PROVIDER"] == "macvlan.default" and subnet_row["CIDR"] == "172.17.0.0/16"
     assert int(subnet_row["V4AVAILABLE"]) == 65524 - held  # /16: 65534 usable, minus gateway and .2-.10
 
-    holder = kubectl("get", "lease", lifecycle.LEASE_NAME, "-n", NAMESPACE,
+    holder = kubectl("get", "lease", LEASE_NAME, "-n", NAMESPACE,
                      "-o", "jsonpath={.spec.holderIdentity}").stdout
     assert holder, "the Lifecycle holds no Lease in the webhook's namespace"
 

@@ -31,7 +31,8 @@ from allocator.network_status import NetworkStatus, NetworkStatusError, parse_ne
 from allocator.subnet import SubnetSpec, usable_bounds
 from webhook.admission.attachments import Attachment, AttachmentError, resolve
 from webhook.cluster.cache import Object
-from webhook.cluster.store import Store, holder_text, token_of
+from webhook.cluster.ipobjects import holder_text, token_of
+from webhook.cluster.store import Store
 from webhook.leader import decisions
 from webhook.operator.whereabouts import Record
 
