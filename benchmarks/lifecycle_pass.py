@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.unit.webhook.world import World  # noqa: E402
 from webhook.cluster import objects  # noqa: E402
-from webhook.cluster.store import Claim, PodIdentity  # noqa: E402
+from webhook.cluster.claims import Claim, PodIdentity  # noqa: E402
 from webhook.leader import lifecycle  # noqa: E402
 
 CLAIM = Claim(subnet="macvlan", provider="macvlan.default", interface="net1")

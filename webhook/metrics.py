@@ -172,8 +172,7 @@ class SubnetUsageCollector:
                 state = self.store.state(name)
             except AllocatorError:  # an unusable spec: validation says why, there is no usage
                 continue
-            with state.lock:
-                usage = state.allocator.usage()
+            usage = state.usage()
             provider = state.spec.provider
             for cidr in state.spec.cidrs:
                 family = f"ipv{cidr.version}"

@@ -18,7 +18,8 @@ from webhook.admission import errors as refusals
 from webhook.admission.subnetinfo import SubnetInfo
 from webhook.cluster import objects
 from webhook.cluster.cache import Object
-from webhook.cluster.store import Claim, Held, PodIdentity, Store
+from webhook.cluster.claims import Claim, Held, PodIdentity
+from webhook.cluster.store import Store
 
 
 @dataclass(frozen=True)

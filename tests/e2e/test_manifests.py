@@ -27,7 +27,7 @@ from devtools.controlplane import ControlPlane
 from tests.fixtures.webhook import WebhookServer
 from webhook import settings as webhook_settings
 from webhook.cluster import objects
-from webhook.leader import lifecycle
+from webhook.leader.lease import LEASE_NAME
 from webhook.operator import install
 
 REPO = Path(__file__).resolve().parents[2]
@@ -399,7 +399,7 @@ def test_status_lease_printer_columns_and_release(kubectl: Kubectl, rbac_webhook
     assert subnet_row["PROVIDER"] == "macvlan.default" and subnet_row["CIDR"] == "172.17.0.0/16"
     assert int(subnet_row["V4AVAILABLE"]) == 65524 - held  # /16: 65534 usable, minus gateway and .2-.10
 
-    holder = kubectl("get", "lease", lifecycle.LEASE_NAME, "-n", NAMESPACE,
+    holder = kubectl("get", "lease", LEASE_NAME, "-n", NAMESPACE,
                      "-o", "jsonpath={.spec.holderIdentity}").stdout
     assert holder, "the Lifecycle holds no Lease in the webhook's namespace"
 

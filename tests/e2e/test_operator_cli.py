@@ -22,7 +22,7 @@ import pytest
 from devtools.controlplane import ControlPlane
 from webhook import settings
 from webhook.cluster import objects
-from webhook.leader import lifecycle
+from webhook.leader.lease import LEASE_NAME
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -111,14 +111,14 @@ def lifecycle_paused(kubectl: Callable[..., Any]) -> Iterator[None]:
     for namespace in namespaces:
         kubectl("apply", "-f", "-", input=json.dumps({
             "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-            "metadata": {"name": lifecycle.LEASE_NAME, "namespace": namespace},
+            "metadata": {"name": LEASE_NAME, "namespace": namespace},
             "spec": {"holderIdentity": "operator-cli-test", "leaseDurationSeconds": 600,
                      "acquireTime": now, "renewTime": now},
         }))
     time.sleep(3)  # a pass a leader had already begun finishes
     yield
     for namespace in namespaces:
-        kubectl("delete", "lease", lifecycle.LEASE_NAME, "-n", namespace, "--ignore-not-found", check=False)
+        kubectl("delete", "lease", LEASE_NAME, "-n", namespace, "--ignore-not-found", check=False)
 
 
 @pytest.fixture

@@ -18,12 +18,13 @@ import pytest
 from tests.e2e.ipam_helpers import Kubectl, allocating_server, eventually, get_json, nad_yaml, subnet_yaml
 from tests.fixtures.webhook import WebhookServer
 from webhook.cluster import objects
-from webhook.leader import decisions, lifecycle
+from webhook.leader import decisions
+from webhook.leader.lease import LEASE_NAME
 
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
 GRACE = 120
 WORKERS = 4
-LEASE = ("kube-system", lifecycle.LEASE_NAME)
+LEASE = ("kube-system", LEASE_NAME)
 
 
 @pytest.fixture(scope="module")

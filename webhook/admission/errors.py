@@ -10,7 +10,7 @@ errors by their class (`CODES`, most specific class first by inheritance, never 
 from __future__ import annotations
 
 from allocator.errors import AllocatorError
-from webhook.cluster.store import TryAgain
+from webhook.cluster.claims import TryAgain
 
 INVALID = 422  # the object itself is malformed (kubectl shows "Invalid")
 FORBIDDEN = 403  # well formed, but not allowed here

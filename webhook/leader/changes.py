@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 
 from webhook.cluster import objects
 from webhook.cluster.cache import Names, Object, ObjectCache
-from webhook.cluster.store import token_of
+from webhook.cluster.ipobjects import token_of
 from webhook.leader import decisions
 
 STALE_SLACK = 1024  # deadlines no longer current kept in the heap at most beyond twice the current

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from allocator import pools
 from webhook.cluster.cache import Object
-from webhook.cluster.store import GRACE_ANNOTATION, RESERVED_AT_ANNOTATION, token_of
+from webhook.cluster.ipobjects import GRACE_ANNOTATION, RESERVED_AT_ANNOTATION, token_of
 from webhook.settings import DEFAULT_GRACE
 
 

@@ -20,8 +20,10 @@ from allocator import errors
 from webhook import mutate
 from webhook.cluster import objects
 from webhook.cluster.cache import Object
+from webhook.cluster.claims import Claim, Held
+from webhook.cluster.ipobjects import token_of
 from webhook.cluster.kubeapi import ApiError, NotFound
-from webhook.cluster.store import Claim, Held, Store, token_of
+from webhook.cluster.store import Store
 from webhook.leader import decisions
 from webhook.leader.lifecycle import Lifecycle
 from webhook.operator import adoption_plan, ops

@@ -24,7 +24,8 @@ from allocator.addresses import parse_ip
 from allocator.subnet_spec import SubnetSpec
 from allocator.usable import usable_bounds
 from webhook.cluster.cache import Object
-from webhook.cluster.store import Store, holder_text, token_of
+from webhook.cluster.ipobjects import holder_text, token_of
+from webhook.cluster.store import Store
 from webhook.leader import decisions
 from webhook.operator.adoption_plan import (
     ANNOTATE,

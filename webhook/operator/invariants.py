@@ -4,7 +4,7 @@ Each function takes plain objects (IP objects, pods, Subnets) and returns `Viola
 sentence each naming the objects involved, so the unit tests feed them a fixture per violation and
 the command feeds them one list of each kind (`webhook.operator.ops.load`). Nothing here re-derives a rule:
 whether an IP object is still needed is `webhook.leader.decisions.decide_one`, the Lifecycle's own rule;
-what the Subnet status should say is `webhook.leader.lifecycle.subnet_status`, the leader's own counters.
+what the Subnet status should say is `webhook.leader.status.subnet_status`, the leader's own counters.
 
 A check is a snapshot of lists taken one after another, not one consistent read: run it when pods
 are not being created or deleted, or run it again; a finding that persists is real.
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from allocator import annotations as keys
 from webhook.cluster import objects
 from webhook.cluster.cache import Object
-from webhook.cluster.store import address_of, holder_text, token_of
+from webhook.cluster.ipobjects import address_of, holder_text, token_of
 from webhook.leader import decisions
 
 HELD_TWICE = "address-held-twice"

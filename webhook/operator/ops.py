@@ -124,8 +124,7 @@ def subnet_usage(store: Any) -> list[SubnetUsage]:
         except AllocatorError as error:
             rows.append(SubnetUsage(**base, v4=None, v6=None, pools=pools, problem=str(error)))
             continue
-        with state.lock:
-            usage = state.allocator.usage()
+        usage = state.usage()
         families = {cidr.version for cidr in state.spec.cidrs}
         base["protocol"] = state.spec.protocol
         rows.append(
@@ -175,7 +174,7 @@ def parse_address(text: str) -> str:
 
 def who_has(store: Any, address: str) -> tuple[list[Holding], list[str]]:
     """(holdings of `address`, names of the Subnets whose CIDR contains it)."""
-    from webhook.cluster.store import address_of
+    from webhook.cluster.ipobjects import address_of
 
     ip = ipaddress.ip_address(address)
     holdings, containing = [], []
@@ -248,7 +247,8 @@ class Decision:
 
 def collect_garbage(store: Any, *, dry_run: bool, grace: float | None = None) -> list[Decision]:
     """One Lifecycle pass over every IP object: its decisions, carried out unless `dry_run`."""
-    from webhook.leader.lifecycle import Lifecycle, Outcome
+    from webhook.leader.actions import Outcome
+    from webhook.leader.lifecycle import Lifecycle
 
     lifecycle = Lifecycle(store=store, identity="multinic-ipam-gc", grace=grace)
     ips = {ip["metadata"]["name"]: ip for ip in store.ip_objects()}  # act deletes released ones
@@ -259,7 +259,7 @@ def collect_garbage(store: Any, *, dry_run: bool, grace: float | None = None) ->
 
 def _row(ip: Object, decision: Any, *, done: bool) -> Decision:
     """A `Decision` row for `decision` (a `webhook.leader.decisions` Release or Bind) on `ip`."""
-    from webhook.cluster.store import address_of, holder_text
+    from webhook.cluster.ipobjects import address_of, holder_text
     from webhook.leader.decisions import Bind
 
     spec = ip.get("spec") or {}
@@ -297,7 +297,7 @@ def confirmed(first: CheckResult, second: CheckResult) -> CheckResult:
 def check(store: Any, *, now: float | None = None, subnets: Sequence[str] = ()) -> CheckResult:
     """Every invariant over the listed objects (only those of `subnets` when given); the
     Lifecycle's own rules and Subnet counters decide."""
-    from webhook.leader.lifecycle import subnet_status
+    from webhook.leader.status import subnet_status
     from webhook.operator import invariants
 
     known = {s["metadata"]["name"] for s in store.subnets()}

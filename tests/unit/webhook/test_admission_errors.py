@@ -8,7 +8,7 @@ from allocator import errors as allocator_errors
 from webhook.admission import errors
 from webhook.admission.attachments import AttachmentError
 from webhook.admission.reviews import Verdict
-from webhook.cluster.store import TryAgain
+from webhook.cluster.claims import TryAgain
 
 
 @pytest.mark.parametrize(("error", "code"), [

@@ -9,8 +9,9 @@ import pytest
 
 from tests.unit.webhook.world import World, nad, subnet
 from webhook.cluster import objects
+from webhook.cluster.claims import Claim, PodIdentity
+from webhook.cluster.ipobjects import address_of
 from webhook.cluster.kubeapi import Conflict
-from webhook.cluster.store import Claim, PodIdentity, address_of
 from webhook.operator import adopter, adoption
 from webhook.operator.adoption_plan import Plan
 from webhook.operator.adoption_sources import as_migrated

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from webhook.cluster import objects
 from webhook.cluster.cache import ObjectCache
-from webhook.cluster.store import RESERVED_AT_ANNOTATION
+from webhook.cluster.ipobjects import RESERVED_AT_ANNOTATION
 from webhook.leader import changes
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from webhook.cluster import informers, objects
-from webhook.cluster.store import GRACE_ANNOTATION, RESERVED_AT_ANNOTATION
+from webhook.cluster.ipobjects import GRACE_ANNOTATION, RESERVED_AT_ANNOTATION
 from webhook.leader import decisions
 from webhook.leader.decisions import Bind, Release, Snapshot
 

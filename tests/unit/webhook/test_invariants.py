@@ -8,8 +8,8 @@ from allocator import annotations as keys
 from tests.unit.webhook.world import World
 from webhook import mutate
 from webhook.cluster import objects
-from webhook.cluster.store import RESERVED_AT_ANNOTATION
-from webhook.leader import lifecycle
+from webhook.cluster.ipobjects import RESERVED_AT_ANNOTATION
+from webhook.leader import lifecycle, status
 from webhook.leader.decisions import Snapshot
 from webhook.operator import invariants, ops
 
@@ -167,7 +167,7 @@ def test_ops_check_over_a_store_after_real_admission():
     cycle.reconcile()
     for item in world.store.subnets():
         name = item["metadata"]["name"]
-        world.add(objects.SUBNETS, {**item, "status": lifecycle.subnet_status(world.store, name)})
+        world.add(objects.SUBNETS, {**item, "status": status.subnet_status(world.store, name)})
     result = ops.check(world.store, now=world.now)
     assert result.violations == []
     assert result.counts == {"ips": 2, "pods": 2, "subnets": 2, "ippools": 0}

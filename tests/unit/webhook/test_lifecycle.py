@@ -8,10 +8,12 @@ import time
 import pytest
 
 from tests.unit.webhook.world import World
-from webhook.cluster import objects, store
+from webhook.cluster import ipobjects, objects
+from webhook.cluster.claims import Claim, PodIdentity
 from webhook.cluster.kubeapi import ApiError
-from webhook.cluster.store import Claim, PodIdentity
 from webhook.leader import lifecycle
+from webhook.leader.actions import WRITERS
+from webhook.leader.lease import LEASE_NAME
 from webhook.operator import ops
 
 MACVLAN = Claim(subnet="macvlan", provider="macvlan.default", interface="net1")
@@ -62,7 +64,7 @@ def test_only_one_replica_leads_and_a_stopped_leader_hands_over(world):
     assert first.acquire()  # renewal
     first.stop()
     assert second.acquire()
-    assert world.api.leases[("kube-system", lifecycle.LEASE_NAME)]["spec"]["holderIdentity"] == "two"
+    assert world.api.leases[("kube-system", LEASE_NAME)]["spec"]["holderIdentity"] == "two"
 
 
 def test_an_expired_lease_is_taken_over(world):
@@ -73,7 +75,7 @@ def test_an_expired_lease_is_taken_over(world):
     world.now += 11  # the first leader died without renewing
     assert second.acquire()
     assert not first.acquire()
-    assert world.api.leases[("kube-system", lifecycle.LEASE_NAME)]["spec"]["leaseTransitions"] == 1
+    assert world.api.leases[("kube-system", LEASE_NAME)]["spec"]["leaseTransitions"] == 1
 
 
 def test_reservation_is_bound_to_its_pod_once_the_pod_exists(world):
@@ -281,7 +283,7 @@ def test_each_reservation_carries_the_grace_period_of_the_process_that_made_it(w
     _, short = admit(world, "short")
     world.store.grace = 500
     _, long = admit(world, "long")
-    assert world.api.ips[short]["metadata"]["annotations"][store.GRACE_ANNOTATION] == "5"
+    assert world.api.ips[short]["metadata"]["annotations"][ipobjects.GRACE_ANNOTATION] == "5"
     world.now += 6
     assert cycle.reconcile().released == 1
     assert short not in world.api.ips and long in world.api.ips
@@ -369,7 +371,7 @@ def test_many_releases_are_confirmed_by_one_pod_list_and_deleted_concurrently(wo
     assert count(world, "list", objects.PODS) == 1
     assert count(world, "read") == 0 and count(world, "list", objects.STATEFULSETS) == 0
     assert count(world, "delete_ip") == 20
-    assert 1 < most[0] <= lifecycle.WRITERS
+    assert 1 < most[0] <= WRITERS
     cycle.stop()
 
 
@@ -531,7 +533,7 @@ def test_full_passes_come_at_the_full_interval_on_a_new_lease_and_after_a_failed
     monkeypatch.undo()
     assert cycle.reconcile().full
     assert not cycle.reconcile().full
-    world.api.leases[("kube-system", lifecycle.LEASE_NAME)]["spec"]["holderIdentity"] = "other"
+    world.api.leases[("kube-system", LEASE_NAME)]["spec"]["holderIdentity"] = "other"
     assert cycle.step() is None  # lost the Lease
     world.now += 60  # the other holder's Lease expired
     assert cycle.step().full

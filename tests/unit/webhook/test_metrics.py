@@ -15,7 +15,8 @@ from tests.unit.webhook.world import World, subnet
 from webhook import metrics
 from webhook.cluster import objects
 from webhook.cluster.cache import ObjectCache
-from webhook.cluster.store import Claim, PodIdentity, Store, TryAgain
+from webhook.cluster.claims import Claim, PodIdentity, TryAgain
+from webhook.cluster.store import Store
 from webhook.leader.lifecycle import Lifecycle
 
 MACVLAN = Claim(subnet="macvlan", provider="macvlan.default", interface="net1")

@@ -12,8 +12,8 @@ from allocator import errors
 from tests.fakes import FakeApi
 from tests.unit.webhook.world import World, subnet
 from webhook.cluster import objects
+from webhook.cluster.claims import Claim, PodIdentity, TryAgain
 from webhook.cluster.kubeapi import AlreadyExists, ApiError, Unreachable
-from webhook.cluster.store import Claim, PodIdentity, TryAgain
 
 MACVLAN = Claim(subnet="macvlan", provider="macvlan.default", interface="net1")
 

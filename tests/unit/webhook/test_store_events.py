@@ -13,7 +13,8 @@ from tests.fakes import FakeApi
 from tests.unit.webhook.world import subnet
 from webhook.cluster import objects
 from webhook.cluster.cache import Handler, Object, ObjectCache
-from webhook.cluster.store import Store, address_of, owner_of
+from webhook.cluster.ipobjects import address_of, owner_of
+from webhook.cluster.store import Store
 
 NAMES = [f"ip-{i}" for i in range(4)]
 ADDRESSES = ["10.0.0.5", "10.0.0.6", "10.0.0.7"]

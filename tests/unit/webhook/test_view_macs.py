@@ -11,7 +11,7 @@ from tests.unit.webhook import world as store_world
 from tests.unit.webhook.rules.world import World, pod
 from webhook.cluster import objects
 from webhook.cluster.cache import ObjectCache
-from webhook.cluster.store import Claim, PodIdentity
+from webhook.cluster.claims import Claim, PodIdentity
 from webhook.cluster.view import ClusterView
 
 MAC_KEY = "macvlan.default.kubernetes.io/mac_address"
