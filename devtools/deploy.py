@@ -137,9 +137,10 @@ class Deployment:
         return time.monotonic() - began
 
     def images(self) -> set[str]:
-        """The images the system's pods run now."""
+        """The images the system's pods run now (pods being stopped, as after a rollout, left out)."""
         pods = json.loads(self.kubectl("-n", NAMESPACE, "get", "pods", "-o", "json").stdout)["items"]
-        return {c["image"] for p in pods for c in p["spec"]["containers"]}
+        return {c["image"] for p in pods if not p["metadata"].get("deletionTimestamp")
+                for c in p["spec"]["containers"]}
 
     def describe(self) -> str:
         """The system's pods and their recent events, for failure messages."""

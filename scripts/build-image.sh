@@ -5,6 +5,7 @@
 #   2. `buildah build --build-arg BASE=$BASE_IMAGE` of the Dockerfile, unchanged otherwise (layers cached);
 #   3. `buildah push` to an OCI archive, and with --containerd, `ctr -n k8s.io images import` of it.
 # Usage: scripts/build-image.sh [--tag TAG] [--output FILE] [--containerd SOCKET [--snapshotter NAME]]
+# (the snapshotter defaults to containerd's own; the local node of devtools/node.py uses `native`).
 # Prints the archive's path on stdout. Storage lives in $MULTINIC_CACHE/buildah (vfs driver and chroot
 # isolation: they need neither overlayfs nor user namespaces, so they work inside containers too).
 set -euo pipefail
@@ -15,7 +16,7 @@ repository="ghcr.io/multinic-ipam/multinic-ipam"
 tag=$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n 1)
 output=""
 containerd=""
-snapshotter="native"
+snapshotter=""
 base_image="localhost/multinic-ipam/python:3.11-bookworm"
 log() { printf '[build-image] %s\n' "$*" >&2; }
 
@@ -73,7 +74,8 @@ rm -f "$output"
 buildah push --quiet "$image" "oci-archive:$output:$image" >/dev/null
 log "wrote $output ($(du -m "$output" | cut -f1) MB)"
 if [ -n "$containerd" ]; then
-  ctr --address "$containerd" -n k8s.io images import --snapshotter "$snapshotter" "$output" >/dev/null
+  ctr --address "$containerd" -n k8s.io images import ${snapshotter:+--snapshotter "$snapshotter"} \
+    "$output" >/dev/null
   log "imported $image into containerd at $containerd"
 fi
 echo "$output"
