@@ -154,6 +154,11 @@ class RefusalProbe:
             time.sleep(0.2)
 
 
+def _pod_names(deployed: Deployed) -> set[str]:
+    listed = json.loads(deployed.kubectl("get", "pods", "-n", "default", "-o", "json").stdout)["items"]
+    return {pod["metadata"]["name"] for pod in listed}
+
+
 def _held(deployed: Deployed) -> dict[str, str]:
     listed = json.loads(deployed.kubectl("get", "ips.kubeovn.io", "-o", "json").stdout)["items"]
     return {item["metadata"]["name"]: item["spec"]["ipAddress"] for item in listed}
@@ -166,6 +171,10 @@ def test_rollout_keeps_every_address_and_admits_throughout(deployed: Deployed, t
         pods.apply((EXAMPLES / "pod-samplepod-route.yaml").read_text().replace(
             "name: samplepod-route", "name: holder"))
     pods.running("holder")
+    # The earlier tests' pods gone and their addresses released: what is held now stays held.
+    eventually(lambda: _pod_names(deployed) == {"holder"}, what="only the holder pod left", timeout=90)
+    done = check_passes(deployed.plane, "macvlan")
+    assert done.returncode == 0, done.stdout + done.stderr
     held = _held(deployed)
     on_net1 = pods.addresses("holder", "net1")
     if tag != TAG:
