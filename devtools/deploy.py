@@ -130,7 +130,7 @@ class Deployment:
         self.kubectl("apply", "-k", str(overlay))
         for workload in (f"deployment/{SERVICE}", f"daemonset/{DAEMONSET}"):
             done = self.kubectl("-n", NAMESPACE, "rollout", "status", workload, f"--timeout={int(timeout)}s",
-                                check=False)
+                                check=False, timeout=timeout + 30)
             if done.returncode != 0:
                 raise DeployError(f"{workload} did not roll out within {timeout:.0f}s: "
                                   f"{done.stderr.strip()}\n{self.describe()}")
