@@ -20,6 +20,9 @@ from devtools.controlplane import ControlPlane, binary_version, find_binaries
 from tests.e2e.ipam_helpers import check_passes, eventually
 from tests.node.conftest import EXAMPLES, Pods
 
+# The fixture builds the image (2 to 3 minutes cold) and waits up to ROLLOUT_WAIT for each rollout.
+pytestmark = pytest.mark.timeout(900)
+ROLLOUT_WAIT = 180.0
 NODE_NAME = "multinic-deployed-node"
 TAG = deploy.image_tag()
 NEXT_TAG = f"{TAG}-next"
@@ -50,7 +53,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
         built = deploy.build_image(TAG, local)
         assert not (local.cni_bin / "kube-ovn").exists()  # only the DaemonSet's init container writes it
         system = deploy.Deployment(plane.kubectl, local, plane.kubeconfig, workdir, server)
-        ready = system.install(TAG)
+        ready = system.install(TAG, timeout=ROLLOUT_WAIT)
         print(f"\nimage {TAG}: built and imported in {built:.1f}s; deployed, ready in {ready:.1f}s")
         yield Deployed(plane, local, system)
     finally:
@@ -182,7 +185,7 @@ def test_rollout_keeps_every_address_and_admits_throughout(deployed: Deployed, t
         print(f"\nimage {tag}: built (cached layers) and imported in {built:.1f}s")
 
     with RefusalProbe(deployed) as probe:
-        took = deployed.system.apply(tag)
+        took = deployed.system.apply(tag, timeout=ROLLOUT_WAIT)
         finished = time.monotonic()
         time.sleep(2)
     print(f"rollout to {tag}: {took:.1f}s; {len(probe.refusals)} of {probe.attempts} creates refused")
