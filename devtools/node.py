@@ -208,7 +208,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         binaries = node_binaries(NODE_BINARIES + (("kube-proxy",) if self.deployed else ()))
         try:
             left = hostchanges.HostChanges.recover_stale()
-        except hostchanges.NodeRunning as error:
+        except hostchanges.NodeRunningError as error:
             raise NodeError(str(error)) from None
         if left:
             raise NodeError(f"a node that was killed left {'; '.join(left)}; remove that by hand")
