@@ -63,10 +63,23 @@ if ! buildah inspect --type image "$base_image" >/dev/null 2>&1; then
   rm -f "$rootfs"
 fi
 
-# 2. The Dockerfile, as users build it, on that base.
-log "building $image"
-buildah build --quiet --layers --isolation chroot --pull=never --build-arg "BASE=$base_image" \
+# 2. The Dockerfile, as users build it, on that base. buildah 1.28 keys a cached RUN layer by its
+# text alone, so the runtime stage's `RUN --mount=…,from=build` would reuse an old install after the
+# sources change: the layer cache is used only while the files the Dockerfile copies are unchanged.
+sources=$(awk '$1 == "COPY" && $2 !~ /^--/ {for (i = 2; i < NF; i++) print $i}' Dockerfile)
+# shellcheck disable=SC2086  # one path per word
+digest=$(find $sources -type f ! -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum \
+  | sha256sum | cut -c1-16)
+stamp="$cache/buildah/sources-digest"
+cache_flag=--layers
+if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
+  cache_flag=--no-cache
+  buildah rmi --prune >/dev/null 2>&1 || true  # the old layers (vfs keeps full copies) are of no use now
+fi
+log "building $image (${cache_flag#--})"
+buildah build --quiet "$cache_flag" --layers --isolation chroot --pull=never --build-arg "BASE=$base_image" \
   --label "org.opencontainers.image.version=$tag" -t "$image" -f Dockerfile . >/dev/null
+echo "$digest" >"$stamp"
 
 # 3. The OCI archive, and the node's containerd.
 mkdir -p "$(dirname "$output")"
