@@ -143,11 +143,16 @@ class Deployment:
                 for c in p["spec"]["containers"]}
 
     def describe(self) -> str:
-        """The system's pods and their recent events, for failure messages."""
+        """The system's pods, their recent events and the webhook's last log lines (of the previous
+        container when it restarted), for failure messages."""
         pods = self.kubectl("-n", NAMESPACE, "get", "pods", "-o", "wide", check=False).stdout
         events = self.kubectl("-n", NAMESPACE, "get", "events", "--sort-by=.lastTimestamp",
                               check=False).stdout
-        return pods + "\n" + "\n".join(events.splitlines()[-15:])
+        logs = ""
+        for previous in ("--previous", "--timestamps"):
+            logs = logs or self.kubectl("-n", NAMESPACE, "logs", f"deployment/{SERVICE}", previous,
+                                        "--tail=20", check=False).stdout
+        return pods + "\n" + "\n".join(events.splitlines()[-15:]) + "\nwebhook log:\n" + logs
 
     def _apply_guide(self, deadline: float) -> None:
         """The guide's NADs as this node runs them (its master link, the DaemonSet's socket), and

@@ -64,8 +64,9 @@ if ! buildah inspect --type image "$base_image" >/dev/null 2>&1; then
 fi
 
 # 2. The Dockerfile, as users build it, on that base. buildah 1.28 keys a cached RUN layer by its
-# text alone, so the runtime stage's `RUN --mount=…,from=build` would reuse an old install after the
-# sources change: the layer cache is used only while the files the Dockerfile copies are unchanged.
+# parent and text alone, so the runtime stage's `RUN --mount=…,from=build` would reuse an old install
+# after the sources change. So when the files the Dockerfile copies change, every image but the base
+# goes (older tags included: they would hold the same stale layer) and the build starts without cache.
 sources=$(awk '$1 == "COPY" && $2 !~ /^--/ {for (i = 2; i < NF; i++) print $i}' Dockerfile)
 # shellcheck disable=SC2086  # one path per word
 digest=$(find $sources -type f ! -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum \
@@ -74,7 +75,9 @@ stamp="$cache/buildah/sources-digest"
 cache_flag=--layers
 if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
   cache_flag=--no-cache
-  buildah rmi --prune >/dev/null 2>&1 || true  # the old layers (vfs keeps full copies) are of no use now
+  stale=$(buildah images --all --format '{{.ID}} {{.Name}}:{{.Tag}}' | awk -v base="$base_image" '$2 != base {print $1}')
+  # shellcheck disable=SC2086  # one image id per word
+  [ -z "$stale" ] || buildah rmi --force $stale >/dev/null
 fi
 log "building $image (${cache_flag#--})"
 buildah build --quiet "$cache_flag" --layers --isolation chroot --pull=never --build-arg "BASE=$base_image" \
