@@ -35,6 +35,13 @@ def register(subparsers: Any) -> None:
              "guide's pods come up Running with their interfaces",
     )
     parser.add_argument(
+        "--deploy", action="store_true",
+        help="with --node: deploy the system as users do instead of running it here: build the image "
+             "from the Dockerfile (scripts/build-image.sh), `kubectl apply -k` the manifests; the webhook "
+             "and node daemon then run in the node's pods (the README's \"Deploying to a cluster\"; "
+             "give --timeout 900 for a first build)",
+    )
+    parser.add_argument(
         "--workers", type=int, default=1,
         help="webhook server worker processes (1: one process with 16 threads never races itself)",
     )
@@ -50,8 +57,12 @@ def run(args: argparse.Namespace) -> int:
             if args.workers < 1:
                 print(f"error: --workers must be at least 1, not {args.workers}", file=sys.stderr)
                 return 2
+            if args.deploy and not args.node:
+                print("error: --deploy needs --node (the system is deployed into the node's pods)",
+                      file=sys.stderr)
+                return 2
             return devenv.up(run_dir, out=sys.stdout, timeout=args.timeout, node_name=args.node_name,
-                             workers=args.workers, with_node=args.node)
+                             workers=args.workers, with_node=args.node, deployed=args.deploy)
         if args.action == "status":
             return devenv.status(run_dir, out=sys.stdout)
         return devenv.down(run_dir, out=sys.stdout)

@@ -51,6 +51,12 @@ class KubectlError(subprocess.CalledProcessError):
         return f"{command!r} exited with {self.returncode}: {(self.stderr or '').strip()}"
 
 
+SERVICE_RANGE = "10.96.0.0/12"
+SERVICE_IP = "10.96.0.1"  # the `kubernetes` Service, the first address of the range
+# With `pods_via`: Endpoints and EndpointSlices for kube-proxy, and service-account tokens for pods.
+_POD_CONTROLLERS = ",endpoint,endpointslice,endpointslicemirroring,serviceaccount,serviceaccount-token"
+
+
 def cache_dir() -> Path:
     """Where `scripts/build-control-plane.sh` caches binaries (`MULTINIC_CACHE` overrides)."""
     return Path(os.environ.get("MULTINIC_CACHE") or Path.home() / ".cache" / "multinic-ipam")
@@ -139,15 +145,16 @@ def _etcd_data_dir() -> Path:
     return folder
 
 
-def _write_serving_certs(cert_dir: Path) -> tuple[Path, Path, Path]:
-    """A throwaway CA and a serving certificate for 127.0.0.1/localhost; returns (ca, crt, key).
+def _write_serving_certs(cert_dir: Path, extra_hosts: tuple[str, ...] = ()) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a serving certificate for 127.0.0.1/localhost (and `extra_hosts`); returns
+    (ca, crt, key).
 
     Made by `certs.generate`, the code that makes the webhook's own, so both servers' TLS is one
     kind of certificate."""
     from certs import generate
 
     paths = generate.write_certificates(
-        cert_dir, ["localhost", "kubernetes.default.svc", "127.0.0.1"], ca_days=7, cert_days=7
+        cert_dir, ["localhost", "kubernetes.default.svc", "127.0.0.1", *extra_hosts], ca_days=7, cert_days=7
     )
     return paths.ca_cert, paths.cert, paths.key
 
@@ -274,9 +281,14 @@ class ControlPlane:
     server's certificate. Use as a context manager, or call `start()` and `stop()`.
     """
 
-    def __init__(self, workdir: Path, bin_dir: Path | None = None) -> None:
+    def __init__(self, workdir: Path, bin_dir: Path | None = None, *, pods_via: str | None = None) -> None:
+        """`pods_via`: an address of a local node (devtools/node.py) through which pods reach the API
+        server as in a cluster: it is advertised as the `kubernetes` Service's endpoint (the server
+        listens on every address), service-account tokens are issued and mounted, and Endpoints and
+        EndpointSlices are kept for kube-proxy. Without it, nothing runs in pods."""
         self.workdir = Path(workdir)
         self.bin_dir = bin_dir
+        self.pods_via = pods_via
         self._processes: list[ManagedProcess] = []
         self._etcd_data: Path | None = None
         self._port: int | None = None
@@ -479,7 +491,7 @@ class ControlPlane:
     def _start_apiserver(self, etcd_port: int) -> None:
         pki = self.workdir / "pki"
         pki.mkdir(exist_ok=True)
-        ca, crt, key = _write_serving_certs(pki)
+        ca, crt, key = _write_serving_certs(pki, (SERVICE_IP, self.pods_via) if self.pods_via else ())
         sa_key = _write_service_account_key(pki / "service-account.key")
         tokens = pki / "tokens.csv"
         tokens.write_text(f'{self._token},{ADMIN_USER},{ADMIN_USER},"system:masters"\n')
@@ -494,15 +506,15 @@ class ControlPlane:
                 f"--tls-cert-file={crt}",
                 f"--tls-private-key-file={key}",
                 f"--secure-port={self._port}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={'0.0.0.0' if self.pods_via else '127.0.0.1'}",
+                f"--advertise-address={self.pods_via or '127.0.0.1'}",
                 f"--token-auth-file={tokens}",
                 "--authorization-mode=RBAC",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 f"--service-account-signing-key-file={sa_key}",
                 f"--service-account-key-file={sa_key}",
-                "--service-cluster-ip-range=10.96.0.0/12",
-                "--disable-admission-plugins=ServiceAccount",
+                f"--service-cluster-ip-range={SERVICE_RANGE}",
+                *([] if self.pods_via else ["--disable-admission-plugins=ServiceAccount"]),
                 *_insecure_port_off(self._binaries["kube-apiserver"], "--insecure-port=0"),
                 "--allow-privileged=true",
                 # `kubectl exec`/`logs` reach a local node's kubelet by its IP (devtools/node.py).
@@ -562,7 +574,9 @@ class ControlPlane:
                 str(binary),
                 f"--kubeconfig={self.kubeconfig}",
                 "--controllers=deployment,replicaset,statefulset,daemonset,job,cronjob,"
-                "garbagecollector,namespace",
+                "garbagecollector,namespace" + (_POD_CONTROLLERS if self.pods_via else ""),
+                *([f"--service-account-private-key-file={self.workdir / 'pki' / 'service-account.key'}",
+                   f"--root-ca-file={self.ca_file}"] if self.pods_via else []),
                 "--leader-elect=false",
                 *_insecure_port_off(binary, "--port=0"),
                 "--secure-port=0",

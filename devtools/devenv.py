@@ -193,11 +193,13 @@ class _Child:
 class Supervisor:
     """Starts everything in order, records it, and stops it all on SIGTERM."""
 
-    def __init__(self, run_dir: RunDir, *, node_name: str, workers: int, with_node: bool = False) -> None:
+    def __init__(self, run_dir: RunDir, *, node_name: str, workers: int, with_node: bool = False,
+                 deployed: bool = False) -> None:
         self.run = run_dir
         self.node_name = node_name
         self.workers = workers
         self.with_node = with_node
+        self.deployed = deployed
         self.node: Any = None
         self.children: list[_Child] = []
         self.plane: Any = None
@@ -256,6 +258,9 @@ class Supervisor:
     def start(self) -> None:
         from devtools.controlplane import ControlPlane, free_port
 
+        if self.deployed:
+            self._start_deployed()
+            return
         self.phase("starting", "starting etcd, kube-apiserver and kube-controller-manager")
         self.plane = ControlPlane(self.run.path / "controlplane")
         self.plane.start(timeout=180)
@@ -310,6 +315,30 @@ class Supervisor:
             path = self.run.path / f"node-{name}"
             path.write_text(yaml.safe_dump(nad))
             self._apply_with_retry(path)
+
+    def _start_deployed(self) -> None:
+        """The system in the node's pods, deployed as the README tells users (devtools/deploy.py)."""
+        from devtools import deploy, node
+        from devtools.controlplane import ControlPlane, binary_version, find_binaries
+
+        self.phase("starting", "starting etcd, kube-apiserver and kube-controller-manager for pods")
+        self.plane = ControlPlane(self.run.path / "controlplane", pods_via=node.NODE_IP)
+        self.plane.start(timeout=180)
+        self.phase("starting", f"starting the node {self.node_name}: containerd, kube-scheduler, "
+                               "kube-proxy, kubelet")
+        self.node = node.LocalNode(self.run.path / "node", kubeconfig=self.run.kubeconfig,
+                                   name=self.node_name, deployed=True)
+        self.node.start()
+        tag = deploy.image_tag()
+        self.phase("starting", f"building the image {deploy.IMAGE}:{tag} (scripts/build-image.sh) into "
+                               "the node's containerd")
+        deploy.build_image(tag, self.node)
+        self.phase("starting", "deploying: the certificate Secret, kubectl apply -k, install --service, "
+                               "the guide's NADs and Subnets")
+        server = binary_version(find_binaries()["kube-apiserver"]) or (1, 20)
+        system = deploy.Deployment(self.plane.kubectl, self.node, self.run.kubeconfig,
+                                   self.run.path / "deploy", server)
+        system.install(tag)
 
     def stop(self) -> None:
         if self.node is not None:
@@ -425,7 +454,7 @@ def _last_line(path: Path) -> str:
 
 
 def up(run_dir: RunDir, *, out: TextIO, timeout: float = 300.0, node_name: str | None = None,
-       workers: int = 1, with_node: bool = False) -> int:
+       workers: int = 1, with_node: bool = False, deployed: bool = False) -> int:
     """Start everything detached; a second `up` only reports that it already runs."""
     if run_dir.supervisor_pid() is not None:
         _say(out, f"[dev] already running (run folder {run_dir.path}); `multinic-ipam dev status` shows it")
@@ -439,7 +468,7 @@ def up(run_dir: RunDir, *, out: TextIO, timeout: float = 300.0, node_name: str |
         run_dir.state_path.unlink()
     argv = [sys.executable, "-m", "devtools.devenv", "--run-dir", str(run_dir.path),
             "--node-name", node_name or socket.gethostname(), "--workers", str(workers),
-            *(["--node"] if with_node else [])]
+            *(["--node"] if with_node else []), *(["--deploy"] if deployed else [])]
     with open(run_dir.supervisor_log, "ab") as log:
         supervisor = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -563,9 +592,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--node-name", default=socket.gethostname())
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--node", action="store_true")
+    parser.add_argument("--deploy", action="store_true")
     args = parser.parse_args(argv)
     supervisor = Supervisor(RunDir(args.run_dir), node_name=args.node_name, workers=args.workers,
-                            with_node=args.node)
+                            with_node=args.node, deployed=args.deploy)
     return supervisor.run_forever()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -20,7 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # What kubelet 1.20 sets at start (pkg/kubelet/cm: setupKernelTunables) unless told to only check them.
-KUBELET_SYSCTLS = ("vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops")
+# And what kube-proxy 1.20's iptables mode sets (NewProxier), when the node runs it.
+KUBELET_SYSCTLS = ("vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops",
+                   "net/ipv4/conf/all/route_localnet")
 # Fixed paths: kubelet's logs whatever its root dir, the shims' sockets (/run/containerd/s), and the
 # CNI library's result cache that containerd keeps (/var/lib/cni/results).
 SHARED_FOLDERS = (Path("/var/log/pods"), Path("/var/log/containers"), Path("/run/containerd"),
@@ -99,6 +102,43 @@ def _umount(path: Path) -> None:
     subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False, timeout=30)
 
 
+def _iptables(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["iptables", *args], capture_output=True, text=True, check=False, timeout=30)
+
+
+def _kube_chains() -> set[str]:
+    """The host's KUBE-* iptables chains as `table/chain` (kube-proxy makes them, and its canaries and
+    mark chains stay after its own `--cleanup`)."""
+    if shutil.which("iptables-save") is None:
+        return set()
+    saved = subprocess.run(["iptables-save"], capture_output=True, text=True, check=False, timeout=30)
+    table, found = "", set()
+    for line in saved.stdout.splitlines():
+        if line.startswith("*"):
+            table = line[1:]
+        elif line.startswith(":KUBE-"):
+            found.add(f"{table}/{line[1:].split()[0]}")
+    return found
+
+
+def _remove_chains(chains: set[str]) -> list[str]:
+    """Delete `chains` and every rule jumping to them; returns what could not be deleted."""
+    for entry in chains:
+        table, chain = entry.split("/")
+        for rule in _iptables("-t", table, "-S").stdout.splitlines():
+            parts = shlex.split(rule)
+            if parts[0] == "-A" and "-j" in parts and parts[parts.index("-j") + 1] == chain:
+                _iptables("-t", table, "-D", *parts[1:])
+        _iptables("-t", table, "-F", chain)
+    problems = []
+    for entry in sorted(chains):
+        table, chain = entry.split("/")
+        done = _iptables("-t", table, "-X", chain)
+        if done.returncode != 0:
+            problems.append(f"iptables chain {entry}: {done.stderr.strip()}")
+    return problems
+
+
 @dataclass
 class HostChanges:
     """A snapshot of the host taken before the node starts."""
@@ -109,6 +149,7 @@ class HostChanges:
     netns: set[str] = field(default_factory=set)
     cgroups: set[Path] = field(default_factory=set)
     shared_entries: dict[Path, set[str] | None] = field(default_factory=dict)
+    kube_chains: set[str] = field(default_factory=set)
 
     @classmethod
     def snapshot(cls, workdir: Path, links: tuple[str, ...]) -> HostChanges:
@@ -117,6 +158,7 @@ class HostChanges:
             changes.sysctls[name] = (Path("/proc/sys") / name).read_text().strip()
         changes.netns = set(os.listdir(NETNS_FOLDER)) if NETNS_FOLDER.is_dir() else set()
         changes.cgroups = _cgroup_dirs()
+        changes.kube_chains = _kube_chains()
         for folder in SHARED_FOLDERS:
             changes.shared_entries[folder] = set(os.listdir(folder)) if folder.is_dir() else None
         changes._save()
@@ -128,6 +170,7 @@ class HostChanges:
             "owner": os.getpid(), "workdir": str(self.workdir), "links": list(self.links),
             "sysctls": self.sysctls, "netns": sorted(self.netns), "cgroups": sorted(map(str, self.cgroups)),
             "shared": {str(k): None if v is None else sorted(v) for k, v in self.shared_entries.items()},
+            "kube_chains": sorted(self.kube_chains),
         }))
 
     @classmethod
@@ -144,7 +187,7 @@ class HostChanges:
         shared = {Path(k): None if v is None else set(v) for k, v in saved["shared"].items()}
         stale = cls(workdir=Path(saved["workdir"]), links=tuple(saved["links"]), sysctls=saved["sysctls"],
                     netns=set(saved["netns"]), cgroups={Path(p) for p in saved["cgroups"]},
-                    shared_entries=shared)
+                    shared_entries=shared, kube_chains=set(saved.get("kube_chains", ())))
         return stale.restore()
 
     def restore(self) -> list[str]:
@@ -179,6 +222,7 @@ class HostChanges:
                         shutil.rmtree(target, ignore_errors=True)
                     else:
                         target.unlink(missing_ok=True)
+        problems += _remove_chains(_kube_chains() - self.kube_chains)
         for link in self.links:
             subprocess.run(["ip", "link", "del", link], capture_output=True, check=False, timeout=30)
         STATE_FILE.unlink(missing_ok=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from devtools import hostchanges, node_images, prebuilt
-from devtools.controlplane import ManagedProcess, cache_dir, free_port
+from devtools.controlplane import SERVICE_RANGE, ManagedProcess, cache_dir, free_port
 
 NODE_LINK = "mn-node"
 MASTER_LINK = "mn-node-m"
@@ -33,15 +33,16 @@ SNAPSHOTTER = "native"  # works on any filesystem (overlayfs does not nest in ev
 REFERENCE_PLUGINS = Path("/usr/lib/cni")
 DELEGATES = ("bridge", "host-local", "loopback", "macvlan", "host-device", "portmap")
 NODE_BINARIES = ("kubelet", "kube-scheduler")
+CLUSTER_GATEWAY = "198.18.0.1"  # the bridge's address when the node runs kube-proxy
 
 
 class NodeError(RuntimeError):
     """The node could not be started; the message says what to do."""
 
 
-def node_binaries() -> dict[str, Path]:
-    """kubelet and kube-scheduler from the build cache."""
-    found = {name: cache_dir() / "bin" / name for name in NODE_BINARIES}
+def node_binaries(names: tuple[str, ...] = NODE_BINARIES) -> dict[str, Path]:
+    """kubelet and kube-scheduler (and kube-proxy when asked) from the build cache."""
+    found = {name: cache_dir() / "bin" / name for name in names}
     missing = [name for name, path in found.items() if not path.is_file()]
     if missing:
         raise NodeError(f"missing {', '.join(missing)} in {cache_dir() / 'bin'}: run "
@@ -71,12 +72,18 @@ def _sh(*argv: str) -> None:
 
 
 class LocalNode:
-    """containerd, kube-scheduler and kubelet for one node named `name`, against `kubeconfig`."""
+    """containerd, kube-scheduler and kubelet for one node named `name`, against `kubeconfig`.
 
-    def __init__(self, workdir: Path, *, kubeconfig: Path, name: str) -> None:
+    `deployed`: the system itself runs in the node's pods (devtools/deploy.py). Then kube-proxy routes
+    Services too (the webhook's for the API server, and `kubernetes` for the pods: the control plane
+    must be started with `pods_via=NODE_IP`), pods reach the Service range through the bridge, and the
+    `kube-ovn` plugin is not put into the CNI folder here: the node DaemonSet's init container does it."""
+
+    def __init__(self, workdir: Path, *, kubeconfig: Path, name: str, deployed: bool = False) -> None:
         self.workdir = Path(workdir)
         self.kubeconfig = kubeconfig
         self.name = name
+        self.deployed = deployed
         self.processes: list[ManagedProcess] = []
         self.changes: hostchanges.HostChanges | None = None
         self.containerd_socket = self.workdir / "containerd" / "containerd.sock"
@@ -93,6 +100,11 @@ class LocalNode:
     def cni_conf(self) -> Path:
         return self.workdir / "cni" / "net.d"
 
+    @property
+    def daemon_socket_dir(self) -> Path:
+        """The node's /run/openvswitch: where the deployed node daemon puts its socket."""
+        return self.workdir / "openvswitch"
+
     def _write_cni(self) -> None:
         """Multus as the only CNI config, the bridge + host-local cluster network, and the plugins."""
         from webhook.commands import install_cni
@@ -103,13 +115,18 @@ class LocalNode:
             (self.cni_bin / plugin).unlink(missing_ok=True)
             (self.cni_bin / plugin).symlink_to(REFERENCE_PLUGINS / plugin)
         shutil.copy2(prebuilt.ensure(prebuilt.MULTUS), self.cni_bin / "multus")
-        install_cni.build(self.cni_bin / "kube-ovn")
+        (self.cni_bin / "kube-ovn").unlink(missing_ok=True)
+        if not self.deployed:
+            install_cni.build(self.cni_bin / "kube-ovn")
         cluster = self.workdir / "cni" / "cluster.conflist"
+        ipam: dict[str, Any] = {"type": "host-local", "dataDir": str(self.workdir / "cni" / "host-local"),
+                                "ranges": [[{"subnet": CLUSTER_CIDR}]]}
+        if self.deployed:  # Services through the bridge (kube-proxy), still no default route
+            ipam["ranges"][0][0]["gateway"] = CLUSTER_GATEWAY
+            ipam["routes"] = [{"dst": SERVICE_RANGE}]
         # No default route on eth0: a pod's default route is the one its attachment asks for.
         cluster.write_text(json.dumps({"cniVersion": "0.4.0", "name": CLUSTER_NETWORK, "plugins": [{
-            "type": "bridge", "bridge": CLUSTER_BRIDGE, "isGateway": False,
-            "ipam": {"type": "host-local", "dataDir": str(self.workdir / "cni" / "host-local"),
-                     "ranges": [[{"subnet": CLUSTER_CIDR}]]},
+            "type": "bridge", "bridge": CLUSTER_BRIDGE, "isGateway": self.deployed, "ipam": ipam,
         }]}, indent=2))
         (self.cni_conf / "00-multus.conf").write_text(json.dumps({
             "cniVersion": "0.4.0", "name": "multus-cni-network", "type": "multus",
@@ -173,13 +190,22 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             "--node-status-update-frequency=4s", "--sync-frequency=5s",
         ]
 
+    def _proxy_argv(self, proxy: Path) -> list[str]:
+        # Masquerade what reaches a Service from outside the cluster network (the API server calling
+        # the webhook), so replies come back through the bridge; leave conntrack tunables as they are.
+        return [str(proxy), f"--kubeconfig={self.kubeconfig}", f"--hostname-override={self.name}",
+                f"--bind-address={NODE_IP}", "--proxy-mode=iptables", f"--cluster-cidr={CLUSTER_CIDR}",
+                "--conntrack-max-per-core=0", "--conntrack-tcp-timeout-established=0",
+                "--conntrack-tcp-timeout-close-wait=0", "--oom-score-adj=0",
+                "--healthz-bind-address=", "--metrics-bind-address=", "--iptables-sync-period=10s"]
+
     # -- life cycle --------------------------------------------------------------------------------
 
     def start(self, timeout: float = 120.0) -> LocalNode:
         """Links, images, containerd, kube-scheduler and kubelet; returns once the node is Ready."""
         if os.geteuid() != 0:
             raise NodeError("the local node needs root (it adds links, mounts and cgroups); run it as root")
-        binaries = node_binaries()
+        binaries = node_binaries(NODE_BINARIES + (("kube-proxy",) if self.deployed else ()))
         try:
             left = hostchanges.HostChanges.recover_stale()
         except hostchanges.NodeRunningError as error:
@@ -211,6 +237,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         node_images.import_archive(archive, self.containerd_socket, SNAPSHOTTER)
         self._spawn("kube-scheduler", [str(binaries["kube-scheduler"]), f"--kubeconfig={self.kubeconfig}",
                                        "--leader-elect=false", "--port=0", "--secure-port=0"])
+        if self.deployed:
+            self._spawn("kube-proxy", self._proxy_argv(binaries["kube-proxy"]))
         self._kubelet_command = self._kubelet_argv(binaries["kubelet"])
         kubelet = self._spawn("kubelet", self._kubelet_command)
         self._wait(self.ready, kubelet, "report the node Ready", deadline)
@@ -264,6 +292,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
             self._remove_containers()
             containerd.stop()
         hostchanges.kill_shims(self.workdir)
+        if any(p.name == "kube-proxy" for p in self.processes):
+            # kube-proxy's own undo: its KUBE-* chains and rules in the host's iptables.
+            subprocess.run([str(cache_dir() / "bin" / "kube-proxy"), "--cleanup"], capture_output=True,
+                           timeout=60, check=False)
         self.processes.clear()
         problems = self.changes.restore() if self.changes is not None else []
         self.changes = None

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kube-controller-manager, kube-scheduler and kubelet 1.20.2 from Debian 12's
+# Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and kube-proxy 1.20.2 from Debian 12's
 # `kubernetes` source package and caches them, with Debian's etcd and a kubectl, in $MULTINIC_CACHE/bin
-# (the scheduler and kubelet are for `dev up --node` and the node tests).
+# (the scheduler, kubelet and kube-proxy are for `dev up --node` and the node tests).
 # Idempotent: a second run with the binaries cached does nothing. Works on Debian 12 and 13.
 # Honours KUBEBUILDER_ASSETS (a folder with etcd, kube-apiserver, kubectl): then builds nothing.
 set -euo pipefail
@@ -14,7 +14,7 @@ if [ -n "${KUBEBUILDER_ASSETS:-}" ]; then
   log "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS: using its binaries, building nothing"
   exit 0
 fi
-programs=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
+programs=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
 missing=()
 for b in "${programs[@]}"; do [ -x "$bin/$b" ] || missing+=("$b"); done
 if [ "${#missing[@]}" -eq 0 ]; then
@@ -95,7 +95,7 @@ if [ -z "$go_minor" ] || [ "$go_minor" -gt 21 ] || [ "$go_minor" -lt 19 ]; then
 fi
 log "using $(go version)"
 
-log "building ${missing[*]} (about 6 minutes on 2 cores for all four, once)"
+log "building ${missing[*]} (about 6 minutes on 2 cores for all five, once)"
 export HOME="$cache/home" GOCACHE="$cache/gocache" GOPATH="$cache/gopath" CGO_ENABLED=0 GOFLAGS=-mod=vendor
 mkdir -p "$HOME"
 targets=$(printf 'cmd/%s ' "${missing[@]}")

@@ -5,9 +5,9 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
 # containerd, runc and busybox-static: the node of `dev up --node` and the node tests (its images come
-# from busybox-static, since no registry is reachable).
+# from busybox-static, since no registry is reachable). mmdebstrap and buildah: scripts/build-image.sh.
 packages=(etcd-server containernetworking-plugins iproute2 python3-venv rsync jq golang-go dpkg-dev make
-  containerd runc busybox-static haproxy)
+  containerd runc busybox-static haproxy mmdebstrap buildah)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)

@@ -27,11 +27,20 @@ def _dockerignore() -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
+def _arg_defaults() -> dict[str, str]:
+    """The global build arguments' defaults (scripts/build-image.sh overrides BASE)."""
+    pairs = [args.partition("=") for keyword, args in _instructions() if keyword == "ARG"]
+    return {name: default for name, _, default in pairs}
+
+
 def test_multi_stage_on_slim_pinned_bases() -> None:
     stages = [args for keyword, args in _instructions() if keyword == "FROM"]
     assert len(stages) >= 2
+    defaults = _arg_defaults()
     for stage in stages:
         image = stage.split()[0]
+        if image.startswith("${") and image.endswith("}"):
+            image = defaults[image[2:-1]]
         assert ":" in image and not image.endswith(":latest"), f"pin the base image tag: {image}"
         assert "slim" in image, f"{image} is not a slim base"
     assert " AS " in stages[0].upper(), "the build stage needs a name the runtime stage copies from"
