@@ -2,9 +2,9 @@
 
 `create_app(settings)` builds one app with one blueprint. Its `Runtime` (in
 `app.extensions["multinic_ipam"]`) owns what the routes share: the object cache, the read-only
-`ClusterView`, the API client, the `Store` used by mutation, the informers that fill the cache and
-the Lease-elected `Lifecycle`. Under gunicorn every worker process calls `worker_app()` after the
-fork, so each worker has its own cache and informers.
+`ClusterView`, the cluster access (`connection.connect`), the `Store` used by mutation, the
+informers that fill the cache and the Lease-elected `Lifecycle`. Under gunicorn every worker
+process calls `worker_app()` after the fork, so each worker has its own cache and informers.
 
 Tests hand in their doubles as keyword arguments: `cache`, `api_client`, `store`.
 """
@@ -29,6 +29,7 @@ from webhook import metrics, mutate, validate
 from webhook.admission import reviews
 from webhook.cluster.cache import ObjectCache
 from webhook.cluster.connection import connect
+from webhook.cluster.kubeconfig import SERVICE_ACCOUNT_DIR
 from webhook.cluster.view import ClusterView
 from webhook.settings import Settings, inherited
 
@@ -36,7 +37,6 @@ log = logging.getLogger(__name__)
 
 EXTENSION = "multinic_ipam"
 MAX_BODY_BYTES = 16 * 1024 * 1024  # an object is at most ~1.5 MiB; a review carries two
-SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 bp = Blueprint("webhook", __name__)
 

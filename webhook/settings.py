@@ -6,6 +6,8 @@ spec) that reads environment variables, and only in two ways:
   `MULTINIC_IPAM_NAMESPACE` from the downward API, for example);
 - gunicorn's workers are other processes: `serve` hands them the parsed `Settings` as JSON in one
   variable, `MULTINIC_IPAM_SETTINGS`, which `inherited()` reads back.
+Besides, the functions at the end read what other commands and the cluster connection need:
+`$KUBECONFIG`, `$NODE_NAME`, the in-cluster API server address, an exec plugin's environment.
 Everything else receives a `Settings` (or one of its fields) as an argument.
 """
 
@@ -26,6 +28,8 @@ NAMESPACE_ENV = "MULTINIC_IPAM_NAMESPACE"
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 HANDED_DOWN = (SETTINGS_ENV, METRICS_DIR_ENV)  # what `serve` sets for gunicorn; stale values go
 KUBECONFIG_ENV = "KUBECONFIG"
+SERVICE_HOST_ENV = "KUBERNETES_SERVICE_HOST"  # the kubelet sets these two in every container
+SERVICE_PORT_ENV = "KUBERNETES_SERVICE_PORT"
 NODE_NAME_ENV = "NODE_NAME"
 
 DEFAULT_GRACE = 120.0  # longer than the API server's request timeout for a pod create
@@ -196,6 +200,18 @@ def kubeconfig_from_env() -> str | None:
     """The first file of `$KUBECONFIG`, as kubectl reads it; None when unset."""
     value = os.environ.get(KUBECONFIG_ENV, "")
     return next((part for part in value.split(os.pathsep) if part), None)
+
+
+def in_cluster_address() -> tuple[str, str] | None:
+    """The API server's address the kubelet gives every container ($KUBERNETES_SERVICE_HOST and
+    _PORT): (host, port); None outside a pod."""
+    host, port = os.environ.get(SERVICE_HOST_ENV, ""), os.environ.get(SERVICE_PORT_ENV, "")
+    return (host, port) if host and port else None
+
+
+def child_environment(extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment with `extra` added: a kubeconfig exec plugin's, as kubectl runs it."""
+    return {**os.environ, **extra}
 
 
 def node_name_default() -> str:

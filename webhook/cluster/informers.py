@@ -53,8 +53,9 @@ class Informers:
         backoff: tuple[float, float] = (0.2, 10.0),
         field_selector: str = "",
     ) -> None:
-        """`api_client`: an `ApiClient` (its configuration) or a `Transport`; `field_selector`
-        narrows every kind's list and watch (the node daemon: `spec.nodeName=<node>`)."""
+        """`api_client`: a `ClusterAccess` (`connection.connect`), a library `ApiClient` or a
+        `Transport`; `field_selector` narrows every kind's list and watch (the node daemon:
+        `spec.nodeName=<node>`)."""
         unknown = [kind for kind in kinds if kind not in RESOURCES]
         if unknown:
             raise ValueError(f"unknown kinds {unknown}; known kinds are {', '.join(ALL)}")

@@ -47,7 +47,7 @@ _IPS = ROUTES[objects.IPS]
 
 
 class KubernetesApi:
-    """`Api` over the transport, from an `ApiClient` (its configuration) or a `Transport`."""
+    """`Api` over the transport, from a `ClusterAccess`, a library `ApiClient` or a `Transport`."""
 
     def __init__(self, api_client: Any, *, timeout: float = 10.0) -> None:
         self.transport = Transport.for_client(api_client, timeout=timeout)

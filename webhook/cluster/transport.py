@@ -1,7 +1,8 @@
 """The one way to talk to the API server: requests, paged lists and watches over `http.client`.
 
-Address, TLS, proxy and token come from the `ApiClient` configuration that `connection.connect`
-loads (kubeconfig, in-cluster service account and exec plugins stay the client library's job).
+Address, TLS, proxy and token come from the `ClusterAccess` that `connection.connect` loads (a
+kubeconfig, exec plugins included, or the in-cluster service account); a `kubernetes` library
+`ApiClient`, as tests and devtools build, is read the same way (the product never imports it).
 Requests go out over one keep-alive connection per thread: the library's own path (serialisation
 walk, urllib3 pool, header building) cost about as much CPU per IP object create as the rest of
 the mutation, on a machine the API server shares. Every failure is one of `errors`' exceptions.
@@ -21,14 +22,16 @@ import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from webhook.cluster.credentials import Certificate, ConnectError, Credentials
 from webhook.cluster.errors import Unreachable, status_error, status_object_error
+from webhook.cluster.kubeconfig import ClusterAccess
 
 Object = dict[str, Any]
 Query = Mapping[str, Any]
 # Items per list request: 10,000 pods come in pieces the API server can serve without one huge
 # answer (pages of one list are one consistent snapshot, joined by the `continue` token).
 LIST_PAGE = 500
-TOKEN_REUSE_SECONDS = 1.0  # how long a token from the configuration's refresh hook is reused
+TOKEN_REUSE_SECONDS = 1.0  # how long an Authorization value from the credentials is reused
 CHUNK = 65536  # bytes read from a watch stream at a time
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -46,35 +49,33 @@ class Transport:
 
     IDEMPOTENT = frozenset({"GET"})
 
-    def __init__(self, configuration: Any, *, timeout: float, user_agent: str = "") -> None:
-        url = urllib.parse.urlsplit(getattr(configuration, "host", None) or "")
+    def __init__(self, access: ClusterAccess, *, timeout: float) -> None:
+        url = urllib.parse.urlsplit(access.server)
         if url.scheme not in ("http", "https") or not url.hostname:
-            raise ValueError(f"API server address {configuration.host!r} is not an http(s) URL")
-        self.configuration = configuration
+            raise ValueError(f"API server address {access.server!r} is not an http(s) URL")
+        self.access = access
         self.https = url.scheme == "https"
         self.host = url.hostname
         self.port = url.port or (443 if self.https else 80)
         self.prefix = url.path.rstrip("/")
-        self.where = configuration.host
+        self.where = access.server
         self.timeout = timeout
-        self.user_agent = user_agent
-        self.context = _ssl_context(configuration) if self.https else None
-        name = getattr(configuration, "tls_server_name", None) or getattr(
-            configuration, "assert_hostname", None)
-        self.server_name = name if isinstance(name, str) and name else self.host
-        proxy = urllib.parse.urlsplit(getattr(configuration, "proxy", None) or "")
+        self.user_agent = access.user_agent
+        self.server_name = access.tls_server_name or self.host
+        proxy = urllib.parse.urlsplit(access.proxy_url or "")
         self.proxy = (proxy.hostname, proxy.port or 80) if proxy.hostname else None
-        self.proxy_headers = dict(getattr(configuration, "proxy_headers", None) or {})
+        self.proxy_headers = dict(access.proxy_headers)
         self._local = threading.local()
         self._auth: tuple[str | None, float] = (None, float("-inf"))  # token, when asked (monotonic)
 
     @classmethod
-    def for_client(cls, api_client: Any, *, timeout: float) -> Transport:
-        """A Transport from an `ApiClient` (its configuration and User-Agent), or a Transport as is."""
-        if isinstance(api_client, Transport):
-            return api_client
-        agent = (getattr(api_client, "default_headers", None) or {}).get("User-Agent", "")
-        return cls(api_client.configuration, timeout=timeout, user_agent=agent)
+    def for_client(cls, client: Any, *, timeout: float) -> Transport:
+        """A Transport for a `ClusterAccess` or a library `ApiClient`, or a Transport as is."""
+        if isinstance(client, Transport):
+            return client
+        if isinstance(client, ClusterAccess):
+            return cls(client, timeout=timeout)
+        return cls(access_of(client), timeout=timeout)
 
     # -- requests ----------------------------------------------------------------------------------
 
@@ -165,13 +166,16 @@ class Transport:
         return headers
 
     def _token(self) -> str | None:
-        """The Authorization value, asked of the configuration at most every `TOKEN_REUSE_SECONDS`:
-        its refresh hook reloads the whole kubeconfig (~60 us, twice per admitted pod), and the
-        tokens it refreshes are renewed minutes before they expire."""
+        """The Authorization value, asked of the credentials at most every `TOKEN_REUSE_SECONDS`
+        (an `ApiClient`'s refresh hook reloads the whole kubeconfig, ~60 us, twice per admitted pod;
+        rotated tokens are renewed minutes before they expire)."""
         now = time.monotonic()
         token, asked = self._auth
         if now - asked >= TOKEN_REUSE_SECONDS:
-            token = (self.configuration.auth_settings().get("BearerToken") or {}).get("value")
+            try:
+                token = self.access.authorization()
+            except ConnectError as error:  # an exec plugin failed to renew its credential
+                raise Unreachable(f"no credentials for the API server at {self.where} ({error})") from error
             self._auth = (token, now)
         return token
 
@@ -188,8 +192,11 @@ class Transport:
         host, port = self.proxy or (self.host, self.port)
         if not self.https:
             return http.client.HTTPConnection(host, port, timeout=timeout)
-        assert self.context is not None
-        connection = _HTTPSConnection(host, port, timeout=timeout, context=self.context,
+        try:
+            context = self.access.ssl_context()  # the same one until a client certificate is renewed
+        except (ConnectError, OSError, ValueError) as error:
+            raise Unreachable(f"no TLS credentials for the API server at {self.where} ({error})") from error
+        connection = _HTTPSConnection(host, port, timeout=timeout, context=context,
                                       server_name=self.server_name)
         if self.proxy:
             connection.set_tunnel(self.host, self.port, headers=self.proxy_headers)
@@ -277,19 +284,37 @@ class _HTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(self.sock, server_hostname=self.server_name)  # type: ignore[attr-defined]
 
 
-def _ssl_context(configuration: Any) -> ssl.SSLContext:
-    """The TLS settings the client library would use: CA, client certificate, verification."""
-    context = ssl.create_default_context(
-        cafile=configuration.ssl_ca_cert or None, cadata=getattr(configuration, "ca_cert_data", None) or None
+def access_of(api_client: Any) -> ClusterAccess:
+    """The `ClusterAccess` of a `kubernetes` library `ApiClient` (duck-typed: its `configuration`
+    and User-Agent), with the TLS settings that library would use."""
+    c = api_client.configuration
+    name = getattr(c, "tls_server_name", None) or getattr(c, "assert_hostname", None)
+    return ClusterAccess(
+        server=getattr(c, "host", None) or "",
+        ca_file=c.ssl_ca_cert or None,
+        ca_data=getattr(c, "ca_cert_data", None) or None,
+        insecure=not c.verify_ssl,
+        check_hostname=c.assert_hostname is not False,  # False: as the library, trust the CA alone
+        tls_server_name=name if isinstance(name, str) and name else None,
+        proxy_url=getattr(c, "proxy", None) or None,
+        proxy_headers=dict(getattr(c, "proxy_headers", None) or {}),
+        user_agent=(getattr(api_client, "default_headers", None) or {}).get("User-Agent", ""),
+        credentials=_LibraryCredentials(c),
     )
-    if configuration.cert_file:
-        context.load_cert_chain(configuration.cert_file, configuration.key_file or None)
-    if not configuration.verify_ssl:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    elif configuration.assert_hostname is False:  # as the client library: trust the CA alone
-        context.check_hostname = False
-    return context
+
+
+class _LibraryCredentials(Credentials):
+    """An `ApiClient` configuration's token (through its refresh hook) and client certificate."""
+
+    def __init__(self, configuration: Any) -> None:
+        self.configuration = configuration
+
+    def authorization(self) -> str | None:
+        return (self.configuration.auth_settings().get("BearerToken") or {}).get("value")
+
+    def certificate(self) -> Certificate | None:
+        cert = self.configuration.cert_file
+        return (cert, self.configuration.key_file or None) if cert else None
 
 
 def _dropped(sock: Any) -> bool:

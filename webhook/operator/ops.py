@@ -44,7 +44,7 @@ def kubeconfig_path(explicit: str | None) -> str | None:
 
 
 def connect(kubeconfig: str | None) -> Any:
-    """An `ApiClient` for `kubeconfig`, or the pod's service account when None (as the webhook's)."""
+    """The `ClusterAccess` of `kubeconfig`, or of the pod's service account when None (as the webhook's)."""
     from webhook.cluster import connection
 
     try:

@@ -252,8 +252,8 @@ def test_connect_reads_a_kubeconfig(tmp_path: Path) -> None:
     }))
     api = connection.connect(str(kubeconfig))
     try:
-        assert api.configuration.host == "https://127.0.0.1:6443"
-        assert api.configuration.auth_settings()["BearerToken"]["value"] == "Bearer secret-token"
+        assert api.server == "https://127.0.0.1:6443"
+        assert api.authorization() == "Bearer secret-token"
     finally:
         api.close()
 
