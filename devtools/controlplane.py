@@ -404,8 +404,14 @@ class ControlPlane:
         return found
 
     def api_client(self) -> Any:
-        """A `kubernetes.client.ApiClient` talking to this API server as the admin."""
-        from kubernetes import config
+        """A `kubernetes.client.ApiClient` talking to this API server as the admin (for the tests:
+        the client library is a test dependency, not the product's)."""
+        try:
+            from kubernetes import config
+        except ImportError:
+            raise ControlPlaneError(
+                "the kubernetes client library is not installed; install the test extra: "
+                "pip install -e '.[test]'") from None
 
         return config.new_client_from_config(config_file=str(self.kubeconfig))
 
