@@ -98,8 +98,10 @@ def load(path: str) -> ClusterAccess:
     cluster = _named(config, "cluster", cluster_name, f"context {name!r}")
     user = _named(config, "user", user_name, f"context {name!r}") if user_name else {}
     folder = Path(os.path.abspath(path)).parent
-    if not cluster.get("server"):
-        raise ConnectError(f"cluster {cluster_name!r} has no server")
+    server = urllib.parse.urlsplit(str(cluster.get("server") or ""))
+    if server.scheme not in ("https", "http") or not server.hostname:
+        raise ConnectError(f"cluster {cluster_name!r} has server {cluster.get('server')!r}; "
+                           "give the API server's https:// URL")
     proxy = urllib.parse.urlsplit(str(cluster.get("proxy-url") or ""))
     if proxy.scheme not in ("", "http"):
         raise ConnectError(f"cluster {cluster_name!r} has proxy-url scheme {proxy.scheme!r}; "
@@ -111,7 +113,7 @@ def load(path: str) -> ClusterAccess:
     what = f"cluster {cluster_name!r}"
     ca_data = _data(cluster, "certificate-authority-data", what)
     access = ClusterAccess(
-        server=str(cluster["server"]),
+        server=server.geturl(),
         ca_file=None if ca_data else _path(cluster, "certificate-authority", folder, what),
         ca_data=ca_data.decode(errors="replace") if ca_data else None,
         insecure=bool(cluster.get("insecure-skip-tls-verify")),

@@ -327,7 +327,10 @@ def test_a_failing_exec_plugin_is_a_sentence(tmp_path: Path) -> None:
     ({"current-context": "c", "contexts": [{"name": "c", "context": {"cluster": "nope"}}]},
      "context 'c' names cluster 'nope', which it does not define"),
     ({"current-context": "c", "contexts": [{"name": "c", "context": {"cluster": "k"}}],
-      "clusters": [{"name": "k", "cluster": {}}]}, "cluster 'k' has no server"),
+      "clusters": [{"name": "k", "cluster": {}}]}, "cluster 'k' has server None; give the API server's https://"),
+    ({"current-context": "c", "contexts": [{"name": "c", "context": {"cluster": "k"}}],
+      "clusters": [{"name": "k", "cluster": {"server": "10.0.0.1:6443"}}]},
+     "has server '10.0.0.1:6443'; give"),
     ("- just a list", "it is not a kubeconfig"),
     ("{unbalanced", "it is not YAML"),
 ])
