@@ -129,16 +129,28 @@ class Actions:
             updated = self.api.patch_ip(ip["metadata"]["name"], patch)
         except (Conflict, NotFound):
             return False  # changed meanwhile; the next pass sees the new state
+        except ApiError as error:
+            return _kept("bind", ip, error)
         self.store.cache.put(objects.IPS, updated)
         return True
 
     def _release(self, ip: Object, why: str) -> bool:
         meta = ip["metadata"]
-        if not self.store.delete(meta["name"], resource_version=meta.get("resourceVersion")):
-            return False
+        try:
+            if not self.store.delete(meta["name"], resource_version=meta.get("resourceVersion")):
+                return False
+        except ApiError as error:
+            return _kept("release", ip, error)
         log.info("released %s (%s): %s", address_of(ip), meta["name"], why)
         metrics.RELEASES.labels(metrics.release_reason(why)).inc()
         return True
+
+
+def _kept(action: str, ip: Object, error: ApiError) -> bool:
+    """One write the API server refused: logged and decided again next pass. The other objects of
+    the pass go on: one object the server will not take must not stall every bind and release."""
+    log.warning("could not %s %s (%s) for now: %s", action, address_of(ip), ip["metadata"]["name"], error)
+    return False
 
 
 class _Unsure(Exception):  # noqa: N818 (a reason to wait, not an error)

@@ -549,3 +549,24 @@ def test_an_object_changed_by_hand_is_decided_by_the_next_full_pass(world):
     assert cycle.reconcile().released == 0
     world.now += 30
     assert cycle.reconcile().released == 1 and name not in world.api.ips
+
+
+def test_a_write_the_server_refuses_does_not_stall_the_others(world, caplog):
+    cycle = leader(world)
+    pods = [admit(world, name) for name in ("a", "b", "c")]
+    for who, _ in pods:
+        create_pod(world, who)
+    stuck = pods[1][1]
+    world.api.fail = lambda op, name: ApiError(422, "spec.podUID: Invalid value") if name == stuck else None
+    result = cycle.reconcile()
+    assert result.bound == 2
+    assert all(world.api.ips[name]["spec"].get("podUID") for _, name in pods if name != stuck)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("could not bind 172.17.0." in w and stuck in w for w in warnings), warnings
+    world.api.fail = lambda op, name: None
+    assert cycle.reconcile().bound == 1  # decided again on the next pass
+    world.api.fail = lambda op, name: ApiError(500, "etcd is down") if name == stuck else None
+    for who, _ in pods:
+        world.api.remove(objects.PODS, "default", who.name)
+    assert cycle.reconcile().released == 2
+    assert set(world.api.ips) == {stuck}
