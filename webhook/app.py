@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask.json.provider import JSONProvider
 from werkzeug.exceptions import HTTPException
 
-from webhook import metrics, mutate, validate
+from webhook import codec, metrics, mutate, validate
 from webhook.admission import reviews
 from webhook.cluster.cache import ObjectCache
 from webhook.cluster.connection import connect
@@ -46,6 +47,7 @@ def create_app(
 ) -> Flask:
     """The app for `settings`; `cache`, `api_client` and `store` replace what it would build."""
     app = Flask(__name__)
+    app.json = _FastJSON(app)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     runtime = Runtime(settings, cache=cache, api_client=api_client, store=store)
     app.extensions[EXTENSION] = runtime
@@ -55,6 +57,20 @@ def create_app(
     app.register_error_handler(Exception, _unexpected)
     runtime.start(informers=settings.start_informers, lifecycle=settings.start_lifecycle)
     return app
+
+
+class _FastJSON(JSONProvider):
+    """Flask's `jsonify` through `webhook.codec`: every answer is compact JSON bytes."""
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        return codec.dumps_text(obj)
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return codec.loads(s)
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        body = codec.dumps(self._prepare_response_obj(args, kwargs))
+        return self._app.response_class(body, mimetype="application/json")
 
 
 def worker_app() -> Flask:
@@ -250,7 +266,7 @@ def _answer(
     """Parse the review, decide, log one line, count it, and answer with the AdmissionReview."""
     started = time.perf_counter()
     try:
-        body = json.loads(request.get_data(cache=False))
+        body = codec.loads(request.get_data(cache=False))
     except ValueError as error:  # also UnicodeDecodeError
         raise reviews.BadReview(
             f"body is not valid JSON ({error}); send an AdmissionReview v1 object"

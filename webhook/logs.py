@@ -6,9 +6,10 @@ of the JSON object, so log pipelines can filter on `allowed`, `kind` or `duratio
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
+
+from webhook import codec
 
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
@@ -30,7 +31,7 @@ class JsonFormatter(logging.Formatter):
             entry.update(fields)
         if record.exc_info:
             entry["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return codec.dumps_text(entry)
 
 
 def dict_config(log_format: str, level: str = "INFO") -> dict[str, Any]:

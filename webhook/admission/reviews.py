@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NotRequired, TypedDict
 
 from allocator.errors import AllocatorError
+from webhook import codec
 from webhook.admission import errors
 
 API_VERSION = "admission.k8s.io/v1"
@@ -162,7 +163,7 @@ def response_for(request_uid: str, verdict: Verdict) -> AdmissionReview:
     if verdict.warnings:
         response["warnings"] = list(verdict.warnings)
     if verdict.patch:
-        encoded = json.dumps(verdict.patch, separators=(",", ":")).encode()
+        encoded = codec.dumps(verdict.patch)
         response["patch"] = base64.b64encode(encoded).decode("ascii")
         response["patchType"] = "JSONPatch"
     return {"apiVersion": API_VERSION, "kind": KIND, "response": response}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import json
 import select
 import socket
 import ssl
@@ -22,6 +21,7 @@ import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from webhook import codec
 from webhook.cluster.credentials import Certificate, ConnectError, Credentials
 from webhook.cluster.errors import Unreachable, status_error, status_object_error
 from webhook.cluster.kubeconfig import ClusterAccess
@@ -82,10 +82,10 @@ class Transport:
     def request(self, method: str, path: str, body: Any = None, content_type: str = JSON,
                 query: Query | None = None) -> Object:
         """One request; the decoded answer, or the `errors` exception for its Status."""
-        payload = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        payload = None if body is None else codec.dumps(body)
         status, data = self.send(method, self.target(path, query), payload, content_type)
         if 200 <= status < 300:
-            return json.loads(data) if data else {}
+            return codec.loads(data) if data else {}
         raise status_error(status, data, creating=method == "POST")
 
     def list(self, path: str, query: Query | None = None) -> tuple[list[Object], str]:
@@ -221,7 +221,7 @@ class Watch:
         """Each event (`type`, `object`) until the server ends the watch; an ERROR event raises
         its Status as an `errors` exception (410 Gone: relist)."""
         for line in lines(self._chunks()):
-            event = json.loads(line)
+            event = codec.loads(line)
             if event.get("type") == "ERROR":
                 raise status_object_error(event.get("object") or {})
             yield event
