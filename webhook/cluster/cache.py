@@ -26,6 +26,18 @@ def key_of(obj: Object) -> Key:
     return meta.get("namespace") or "", meta.get("name") or ""
 
 
+def _newer(obj: Object, held: Object | None) -> bool:
+    """Is `obj` a later version than `held`? etcd's resourceVersions are increasing integers;
+    without a held object, or without two integers to compare, the new object is taken."""
+    if held is None:
+        return True
+    mine = (obj.get("metadata") or {}).get("resourceVersion")
+    theirs = (held.get("metadata") or {}).get("resourceVersion")
+    if isinstance(mine, str) and isinstance(theirs, str) and mine.isdigit() and theirs.isdigit():
+        return int(mine) > int(theirs)
+    return True
+
+
 class ObjectCache:
     """Objects by kind (the plural resource name) and (namespace, name), with change handlers."""
 
@@ -35,15 +47,32 @@ class ObjectCache:
         self._objects: dict[str, dict[Key, Object]] = defaultdict(dict)
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
 
-    def put(self, kind: str, obj: Object) -> None:
+    def put(self, kind: str, obj: Object, *, force: bool = False) -> bool:
+        """Hold `obj` unless the same or a newer version of it is held (`force`: hold it anyway, a
+        reading of the object that is not the API server's); True when it was stored.
+
+        Writers cache the API server's answer at once (read-your-writes) while the watch brings
+        the same changes a little later, in either order: an older version arriving last must not
+        roll the cache back (the watch will not send the newer one again), and the event of the
+        version already held need not reach the subscribers twice."""
+        key = key_of(obj)
+        if not force:
+            with self._lock:
+                if not _newer(obj, self._objects[kind].get(key)):
+                    return False
         if self._transform is not None:
-            obj = self._transform(kind, obj)
+            obj = self._transform(kind, obj)  # outside the lock: it walks the whole object
+        return self._store(kind, key, obj, check=not force)
+
+    def _store(self, kind: str, key: Key, obj: Object, *, check: bool) -> bool:
         with self._lock:
-            key = key_of(obj)
-            event = "MODIFIED" if key in self._objects[kind] else "ADDED"
+            held = self._objects[kind].get(key)
+            if check and not _newer(obj, held):  # another writer got there while we transformed
+                return False
             self._objects[kind][key] = obj
             handlers = list(self._handlers[kind])
-        self._notify(handlers, event, obj)
+        self._notify(handlers, "ADDED" if held is None else "MODIFIED", obj)
+        return True
 
     def delete(self, kind: str, obj: Object) -> None:
         with self._lock:
@@ -59,8 +88,8 @@ class ObjectCache:
             gone = [obj for key, obj in self._objects[kind].items() if key not in fresh]
         for obj in gone:
             self.delete(kind, obj)
-        for obj in fresh.values():
-            self.put(kind, obj)
+        for key, obj in fresh.items():  # a list is the truth, whatever versions were held
+            self._store(kind, key, self._transform(kind, obj) if self._transform else obj, check=False)
 
     def _notify(self, handlers: list[Handler], event: str, obj: Object) -> None:
         """Call the handlers, outside the lock: calls for one object may overlap or arrive out of

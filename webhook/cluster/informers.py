@@ -192,25 +192,10 @@ class _Watcher(threading.Thread):
     def _apply(self, event: dict[str, Any], version: str) -> str:
         kind, obj = event.get("type"), event.get("object") or {}
         if kind in ("ADDED", "MODIFIED"):
-            if not self._held_already(obj):
-                self._update(self.cache.put, obj)
+            self._update(self.cache.put, obj)  # the cache ignores a version it holds or has outgrown
         elif kind == "DELETED":
             self._update(self.cache.delete, obj)
         return str((obj.get("metadata") or {}).get("resourceVersion") or version)
-
-    def _held_already(self, obj: Object) -> bool:
-        """Is `obj` the cached version or an older one? The Store puts what it writes into the
-        cache at once (read-your-writes); the watch event of an earlier version arriving after
-        that must not roll the cache back, and the event of that very version need not be applied
-        (and its subscribers called) a second time. etcd's resourceVersions are increasing
-        integers; anything else is never judged held."""
-        meta = obj.get("metadata") or {}
-        cached = self.cache.get(self.kind, meta.get("name") or "", meta.get("namespace") or "")
-        if cached is None:
-            return False
-        mine, theirs = str(meta.get("resourceVersion", "")), str((cached.get("metadata") or {}).get(
-            "resourceVersion", ""))
-        return mine.isdigit() and theirs.isdigit() and int(mine) <= int(theirs)
 
     def _update(self, change: Callable[[str, Any], None], arg: Any) -> None:
         """Apply one change to the cache. The cache stores before it calls its subscribers, so a

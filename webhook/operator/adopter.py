@@ -83,7 +83,7 @@ def read_as_migrated(store: Store) -> None:
     for nad in store.cache.list(objects.NADS):
         migrated = as_migrated(nad, providers)
         if migrated is not None:
-            store.cache.put(objects.NADS, migrated)
+            store.cache.put(objects.NADS, migrated, force=True)  # same version, another reading
 
 
 def apply(store: Store, plan: adoption_plan.Plan, *, clock: Any = time.time) -> list[adoption_plan.Row]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webhook.cluster.cache import Derived
+from webhook.cluster.cache import Derived, ObjectCache
 
 
 def counting() -> tuple[Derived[str], list[object]]:
@@ -78,3 +78,20 @@ def test_names_keep_one_or_many_names_per_key() -> None:
     names.discard("k", "c")
     assert names.get("k") == [] and "k" not in names
     names.discard("missing", "x")
+
+
+def test_an_older_version_put_last_never_rolls_the_cache_back() -> None:
+    # a writer caches its answer (version 7) after the watch already brought version 8
+    cache = ObjectCache()
+    seen: list[str] = []
+    cache.subscribe("ips", lambda event, obj: seen.append(obj["spec"]["v"]))
+    assert cache.put("ips", {"metadata": {"name": "a", "resourceVersion": "8"}, "spec": {"v": "newer"}})
+    assert not cache.put("ips", {"metadata": {"name": "a", "resourceVersion": "7"}, "spec": {"v": "older"}})
+    assert not cache.put("ips", {"metadata": {"name": "a", "resourceVersion": "8"}, "spec": {"v": "newer"}})
+    assert cache.get("ips", "a")["spec"] == {"v": "newer"} and seen == ["newer"]
+    assert cache.put("ips", {"metadata": {"name": "a", "resourceVersion": "9"}, "spec": {"v": "next"}})
+    assert cache.put("ips", {"metadata": {"name": "a", "resourceVersion": "3"}, "spec": {"v": "a reading"}},
+                     force=True)
+    cache.replace("ips", [{"metadata": {"name": "a", "resourceVersion": "2"}, "spec": {"v": "listed"}}])
+    assert cache.get("ips", "a")["spec"] == {"v": "listed"}  # a relist is the truth
+    assert seen == ["newer", "next", "a reading", "listed"]

@@ -254,9 +254,10 @@ def test_subnet_status_is_written_in_batches_only_when_changed(world):
     assert cycle.write_status() == 2  # both subnets have no status yet
     assert world.api.statuses["macvlan"] == {"v4availableIPs": 65522, "v4usingIPs": 2,
                                              "v6availableIPs": 0, "v6usingIPs": 0}
-    for name, status in world.api.statuses.items():
+    for name, status in world.api.statuses.items():  # the watch brings the written status back
         subnet = world.cache.get(objects.SUBNETS, name)
-        world.cache.put(objects.SUBNETS, {**subnet, "status": status})
+        newer = {**subnet["metadata"], "resourceVersion": str(int(subnet["metadata"]["resourceVersion"]) + 1)}
+        world.cache.put(objects.SUBNETS, {**subnet, "metadata": newer, "status": status})
     assert cycle.write_status() == 0
     calls = len([c for c in world.api.calls if c[0] == "patch_subnet_status"])
     cycle.step()
