@@ -379,7 +379,7 @@ def test_each_review_logs_one_line_with_fields(client: FlaskClient, caplog: pyte
     fields = lines[0].fields  # type: ignore[attr-defined]
     assert fields["kind"] == "Subnet" and fields["object"] == "bad" and fields["operation"] == "CREATE"
     assert fields["allowed"] is False and fields["message"]
-    assert fields["duration_ms"] >= 0
+    assert fields["duration_ms"] >= 0 and 0 <= fields["cpu_ms"] <= fields["duration_ms"] + 1
     assert lines[0].getMessage().startswith("validate Subnet bad CREATE: denied: ")
     formatted = json.loads(logs.JsonFormatter().format(lines[0]))
     assert formatted["allowed"] is False and formatted["kind"] == "Subnet" and formatted["level"] == "info"
