@@ -280,7 +280,7 @@ def _answer(
     metrics.REVIEW_SECONDS.labels(webhook).observe(elapsed)
     fields = {
         "webhook": webhook, **about, "uid": admission["uid"], "allowed": verdict.allowed,
-        "message": verdict.message, "warnings": list(verdict.warnings),
+        "denial": verdict.message, "warnings": list(verdict.warnings),
         "duration_ms": round(elapsed * 1e3, 2), "dry_run": bool(admission.get("dryRun")),
         "cpu_ms": round((time.thread_time() - cpu_started) * 1e3, 3),  # this thread's, the review's own
     }

@@ -27,8 +27,8 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            entry.update(fields)
+        if isinstance(fields, dict):  # extra keys; the record's own (time, message …) are never replaced
+            entry = {**fields, **entry}
         if record.exc_info:
             entry["traceback"] = self.formatException(record.exc_info)
         return codec.dumps_text(entry)

@@ -378,11 +378,23 @@ def test_each_review_logs_one_line_with_fields(client: FlaskClient, caplog: pyte
     assert len(lines) == 1
     fields = lines[0].fields  # type: ignore[attr-defined]
     assert fields["kind"] == "Subnet" and fields["object"] == "bad" and fields["operation"] == "CREATE"
-    assert fields["allowed"] is False and fields["message"]
+    assert fields["allowed"] is False and fields["denial"]
     assert fields["duration_ms"] >= 0 and 0 <= fields["cpu_ms"] <= fields["duration_ms"] + 1
     assert lines[0].getMessage().startswith("validate Subnet bad CREATE: denied: ")
     formatted = json.loads(logs.JsonFormatter().format(lines[0]))
     assert formatted["allowed"] is False and formatted["kind"] == "Subnet" and formatted["level"] == "info"
+    assert formatted["message"] == lines[0].getMessage() and "300.0.0.0/24" in formatted["denial"]
+
+
+def test_an_allowed_reviews_json_line_keeps_its_message(client: FlaskClient,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="webhook.app"):
+        client.post("/validate", json=review(subnet("fine", cidrBlock="10.9.9.0/24", provider="f.default"),
+                                             kind="Subnet", group="kubeovn.io"))
+    line = next(r for r in caplog.records if r.name == "webhook.app")
+    formatted = json.loads(logs.JsonFormatter().format(line))
+    assert formatted["allowed"] is True and formatted["denial"] == ""
+    assert formatted["message"].startswith("validate Subnet fine CREATE: allowed")
 
 
 def test_metrics_count_reviews(client: FlaskClient) -> None:
