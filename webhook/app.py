@@ -60,7 +60,7 @@ def create_app(
 
 
 class _FastJSON(JSONProvider):
-    """Flask's `jsonify` through `webhook.codec`: every answer is compact JSON bytes."""
+    """Flask's `jsonify` through `webhook.codec`: every answer is compact JSON and a newline."""
 
     def dumps(self, obj: Any, **kwargs: Any) -> str:
         return codec.dumps_text(obj)
@@ -69,7 +69,7 @@ class _FastJSON(JSONProvider):
         return codec.loads(s)
 
     def response(self, *args: Any, **kwargs: Any) -> Response:
-        body = codec.dumps(self._prepare_response_obj(args, kwargs))
+        body = codec.dumps(self._prepare_response_obj(args, kwargs)) + b"\n"  # as Flask's own
         return self._app.response_class(body, mimetype="application/json")
 
 

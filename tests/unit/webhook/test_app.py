@@ -510,3 +510,8 @@ def test_fuzz_well_formed_reviews_are_never_a_500(
     response = client.post(path, json=body)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json()["response"]["uid"] == "uid-1"
+
+
+def test_answers_are_compact_json_ending_in_a_newline_as_flasks_own(client: FlaskClient) -> None:
+    response = client.get("/healthz")
+    assert response.get_data() == b'{"status":"ok"}\n' and response.mimetype == "application/json"
