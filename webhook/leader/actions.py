@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 # than a read per address (and a read plus a delete each, one after another, bounded a scale-down).
 CONFIRM_BY_LIST_AT = 8
 WRITERS = 8  # binds and deletes of one pass in flight at once, each thread on its own connection
+WRITER_THREADS = "multinic-ipam-lifecycle-write"
+REFUSALS_LOGGED = 3  # refused writes of one pass named in the log; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class Actions:
         self.default_grace = default_grace
         self.deleted = deleted  # the reservation tokens of pods seen deleted, now
         self._writers: ThreadPoolExecutor | None = None
+        self._refused: list[str] = []  # this pass's refused writes, as log lines (appends are atomic)
 
     def shutdown(self) -> None:
         """Stop the writer threads (started again by the next `act`)."""
@@ -76,11 +79,25 @@ class Actions:
                 return Outcome(decision, None)  # kept for a later pass (logged once, not per address)
             return self._act_one(decision, live, deleted)
 
+        self._refused.clear()
         if len(planned) < 2:
-            return [one(decision) for decision in planned]
-        if self._writers is None:
-            self._writers = ThreadPoolExecutor(WRITERS, thread_name_prefix="multinic-ipam-lifecycle-write")
-        return list(self._writers.map(one, planned))
+            outcomes = [one(decision) for decision in planned]
+        else:
+            if self._writers is None:
+                self._writers = ThreadPoolExecutor(WRITERS, thread_name_prefix=WRITER_THREADS)
+            outcomes = list(self._writers.map(one, planned))
+        self._log_refused()
+        return outcomes
+
+    def _log_refused(self) -> None:
+        """The writes the API server refused this pass: the first few named, the rest counted (an
+        API server that is down refuses every one, and a line per address would bury the log)."""
+        refused = list(self._refused)
+        for line in refused[:REFUSALS_LOGGED]:
+            log.warning("%s", line)
+        if len(refused) > REFUSALS_LOGGED:
+            log.warning("and %d more writes refused this pass; all are decided again next pass",
+                        len(refused) - REFUSALS_LOGGED)
 
     def _live_facts(self, planned: list[decisions.Decision]) -> decisions.Facts:
         """Live reads for a few releases; for many, one list of pods (and of StatefulSets when a
@@ -130,9 +147,16 @@ class Actions:
         except (Conflict, NotFound):
             return False  # changed meanwhile; the next pass sees the new state
         except ApiError as error:
-            return _kept("bind", ip, error)
+            return self._kept("bind", ip, error)
         self.store.cache.put(objects.IPS, updated)
         return True
+
+    def _kept(self, action: str, ip: Object, error: ApiError) -> bool:
+        """One write the API server refused: noted and decided again next pass. The other objects of
+        the pass go on: one object the server will not take must not stall every bind and release."""
+        name = ip["metadata"]["name"]
+        self._refused.append(f"could not {action} {address_of(ip)} ({name}) for now: {error}")
+        return False
 
     def _release(self, ip: Object, why: str) -> bool:
         meta = ip["metadata"]
@@ -140,17 +164,12 @@ class Actions:
             if not self.store.delete(meta["name"], resource_version=meta.get("resourceVersion")):
                 return False
         except ApiError as error:
-            return _kept("release", ip, error)
+            return self._kept("release", ip, error)
         log.info("released %s (%s): %s", address_of(ip), meta["name"], why)
         metrics.RELEASES.labels(metrics.release_reason(why)).inc()
         return True
 
 
-def _kept(action: str, ip: Object, error: ApiError) -> bool:
-    """One write the API server refused: logged and decided again next pass. The other objects of
-    the pass go on: one object the server will not take must not stall every bind and release."""
-    log.warning("could not %s %s (%s) for now: %s", action, address_of(ip), ip["metadata"]["name"], error)
-    return False
 
 
 class _Unsure(Exception):  # noqa: N818 (a reason to wait, not an error)

@@ -571,3 +571,17 @@ def test_a_write_the_server_refuses_does_not_stall_the_others(world, caplog):
         world.api.remove(objects.PODS, "default", who.name)
     assert cycle.reconcile().released == 2
     assert set(world.api.ips) == {stuck}
+
+
+def test_writes_refused_by_a_server_that_is_down_are_logged_a_few_and_counted(world, caplog):
+    cycle = leader(world)
+    for name in [f"p{i}" for i in range(10)]:
+        who, _ = admit(world, name)
+        create_pod(world, who)
+    world.api.fail = lambda op, name: ApiError(503, "etcd is down") if op == "patch_ip" else None
+    assert cycle.reconcile().bound == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert sum("could not bind" in w for w in warnings) == 3
+    assert any("and 7 more writes refused this pass" in w for w in warnings), warnings
+    world.api.fail = lambda op, name: None
+    assert cycle.reconcile().bound == 10
