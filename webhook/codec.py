@@ -14,11 +14,9 @@ from typing import Any
 
 import orjson
 
-DecodeError = orjson.JSONDecodeError  # a ValueError, as `json.JSONDecodeError` is
-
 
 def loads(data: bytes | str) -> Any:
-    """The value of a JSON document; `DecodeError` (a ValueError) when it is not one."""
+    """The value of a JSON document; a ValueError (orjson's JSONDecodeError) when it is not one."""
     return orjson.loads(data)
 
 

@@ -170,8 +170,6 @@ class Actions:
         return True
 
 
-
-
 class _Unsure(Exception):  # noqa: N818 (a reason to wait, not an error)
     """A live read failed: keep the object until a later pass can tell."""
 
