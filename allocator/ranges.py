@@ -52,6 +52,15 @@ class IPRangeSet:
         """The lowest value, or None when empty."""
         return self._starts[0][0] if self._count else None
 
+    def lowest(self, count: int) -> list[int]:
+        """The ``count`` lowest values (fewer when the set holds fewer), ascending."""
+        found: list[int] = []
+        for start, end in self.intervals():
+            found.extend(range(start, min(end, start + count - len(found) - 1) + 1))
+            if len(found) >= count:
+                break
+        return found
+
     def intervals(self) -> Iterator[tuple[int, int]]:
         """Every ``(start, end)`` in ascending order."""
         for starts, ends in zip(self._starts, self._ends, strict=True):

@@ -177,6 +177,13 @@ class Subnet:
         state.free_again(value)
         return owner
 
+    def next_never_used(self, version: int, count: int, pool: str = SUBNET_BUCKET) -> list[int]:
+        """The ``count`` lowest never-used free addresses of ``pool`` (what ``allocate`` hands out
+        next, in that order), as integers; none taken. Empty for a family the subnet lacks."""
+        state = self._families.get(version)
+        bucket = None if state is None else state.buckets.get(pool)
+        return [] if bucket is None else bucket.free.lowest(count)
+
     def is_free(self, version: int, value: int, pool: str = SUBNET_BUCKET) -> bool:
         """Whether ``pool`` could hand out this address now: usable, of that pool, not held."""
         state = self._families.get(version)

@@ -20,7 +20,7 @@ from webhook.cluster.cache import Object
 from webhook.cluster.claims import Claim, Held, PodIdentity, TryAgain, held_by
 from webhook.cluster.ipobjects import address_of, ip_body, ordered, reservation_stamp
 from webhook.cluster.kubeapi import AlreadyExists, ApiError, Conflict, NotFound
-from webhook.cluster.spread import spread
+from webhook.cluster.spread import scatter, spread
 from webhook.cluster.subnetstate import SubnetState
 
 if TYPE_CHECKING:
@@ -56,9 +56,7 @@ class Reservations:
             if attempt:
                 metrics.ALLOCATION_RETRIES.labels(claim.subnet).inc()
             with state.lock:
-                addresses = None
-                if lost and not (claim.fixed or claim.pool):
-                    addresses = spread(state.allocator, owner, lost, attempt, self.bucket(state, claim))
+                addresses = self._contended_candidate(state, owner, claim, lost, attempt)
                 if addresses is None:
                     addresses = self._candidate(state, pod, claim, state.allocator)
                 mac = self._mac(state, pod, claim)
@@ -89,6 +87,21 @@ class Reservations:
         addresses = self._candidate(state, pod, claim, scratch)
         mac = normalise_mac(claim.mac) if claim.mac else scratch.allocate_mac(owner)
         return Held(claim.subnet, claim.provider, claim.interface, addresses, mac)
+
+    def _contended_candidate(
+        self, state: SubnetState, owner: str, claim: Claim, lost: tuple[str, ...], attempt: int
+    ) -> tuple[str, ...] | None:
+        """Where to try while other processes allocate from this subnet too (`webhook.cluster.spread`):
+        a random short way above a lost race, or, lately contended, one of the lowest free at random;
+        None for the allocator's own choice (wished-for addresses, no contention)."""
+        if claim.fixed or claim.pool:
+            return None
+        if lost:
+            return spread(state.allocator, owner, lost, attempt, self.bucket(state, claim))
+        if state.contended():
+            families = state.allocator.families(claim.families)
+            return scatter(state.allocator, owner, families, self.bucket(state, claim))
+        return None
 
     def _candidate(
         self, state: SubnetState, pod: PodIdentity, claim: Claim, alloc: Subnet

@@ -1,7 +1,10 @@
-"""After a lost race for an address, where to try next: a free one a random short way above.
+"""Where to try when other processes allocate from the same subnet at the same time.
 
-Every process starts from the lowest free address, so in a burst they all race for the same few;
-jumping a random distance after a loss spreads them out.
+Every process starts from the lowest free address, so in a burst they all race for the same few:
+after a lost race the next try jumps a random distance above the lost address (`spread`), and for
+a while after a loss (`SubnetState.contended`) even a first try picks one of the few lowest free
+addresses at random (`scatter`) instead of the lowest, so the replicas mostly stop colliding. A
+process that loses no race (one replica, quiet times) hands out the lowest free address, as Kube-OVN.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from allocator.subnet import Subnet
 from webhook.cluster.ipobjects import ordered
 
 SPREAD_SCAN = 4096  # addresses looked at above a lost one before falling back to the lowest free
+SCATTER_WIDTH = 64  # a contended first try: one of this many lowest never-used addresses, at random
 
 
 def spread(
@@ -43,4 +47,20 @@ def spread(
             return None
         alloc.claim(owner, found)
         picked.append(found)
+    return ordered(tuple(picked))
+
+
+def scatter(alloc: Subnet, owner: str, families: tuple[int, ...], pool: str) -> tuple[str, ...] | None:
+    """One of the `SCATTER_WIDTH` lowest never-used addresses of `pool` at random per family,
+    claimed for `owner`; None (nothing claimed) when a family has none left or `owner` already
+    holds one: the caller takes the allocator's own candidate then. The caller holds the lock."""
+    picked: list[str] = []
+    for version in families:
+        choices = alloc.next_never_used(version, SCATTER_WIDTH, pool)
+        if not choices or alloc.held_by(owner, version) is not None:
+            for taken in picked:
+                alloc.release(taken)
+            return None
+        picked.append(format_ip(version, random.choice(choices)))
+        alloc.claim(owner, picked[-1])
     return ordered(tuple(picked))

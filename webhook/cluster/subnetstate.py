@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from dataclasses import dataclass
 
 from allocator import errors
@@ -39,6 +40,9 @@ class Applied:
         return cls(name_of(ip), subnet, address_of(ip), owner_of(ip), mac)
 
 
+CONTENDED_SECONDS = 10.0  # after a lost race, how long first tries are scattered (`spread.scatter`)
+
+
 class SubnetState:
     """One subnet's allocator, its lock and the raw spec it was built from.
 
@@ -51,6 +55,11 @@ class SubnetState:
         self.allocator = Subnet(self.spec)
         self.lock = threading.RLock()
         self.mac_refs = Names()  # normalised MAC → the IP objects holding it
+        self._contended_until = 0.0  # time.monotonic() until which others are taken to allocate too
+
+    def contended(self) -> bool:
+        """Has this process lost a race for an address of this subnet within `CONTENDED_SECONDS`?"""
+        return time.monotonic() < self._contended_until
 
     def usage(self) -> Usage:
         """Addresses used and available per family, read under the lock."""
@@ -89,6 +98,7 @@ class SubnetState:
 
     def mark_unknown(self, address: str, owner: str) -> None:
         """A lost race: someone else holds `address`; the watch will say who."""
+        self._contended_until = time.monotonic() + CONTENDED_SECONDS
         with self.lock, contextlib.suppress(errors.AllocatorError):
             if self.allocator.holder(address) == owner:
                 self.allocator.release(address)

@@ -118,3 +118,12 @@ def test_many_intervals_spread_over_blocks(monkeypatch: pytest.MonkeyPatch) -> N
         result.add(value, value)
     assert list(result.intervals()) == [(0, 398)]
     assert result.size == 399
+
+
+@pytest.mark.parametrize(("count", "expected"), [
+    (0, []), (2, [3, 4]), (5, [3, 4, 5, 9, 10]), (9, [3, 4, 5, 9, 10, 20]),
+])
+def test_lowest_reads_the_first_values_across_intervals_without_taking_them(count, expected) -> None:
+    values = build((3, 5), (9, 10), (20, 20))
+    assert values.lowest(count) == expected
+    assert values.size == 6

@@ -573,3 +573,20 @@ def _with(family: int, *, available: int, using: int) -> Usage:
             f"v{family}_using": using,
         }
     )
+
+
+# -- next_never_used: what allocate would hand out next, read without taking -----------------------
+def test_next_never_used_lists_what_allocate_hands_out_next_and_takes_nothing() -> None:
+    alloc = Subnet(SubnetSpec.parse("macvlan", GUIDE_SPEC))
+    ahead = alloc.next_never_used(4, 3)
+    assert [str(netaddr.IPAddress(v)) for v in ahead] == ["172.17.0.11", "172.17.0.12", "172.17.0.13"]
+    assert [int(alloc.allocate(f"o{i}", 4)) for i in range(3)] == ahead
+
+
+def test_next_never_used_skips_held_and_released_addresses_and_unknown_families() -> None:
+    alloc = Subnet(SubnetSpec.parse("macvlan", GUIDE_SPEC))
+    alloc.claim("fixed", "172.17.0.12")
+    alloc.allocate("a", 4)
+    alloc.release("172.17.0.11")  # released: reused only once the never-used ones are gone
+    assert [str(netaddr.IPAddress(v)) for v in alloc.next_never_used(4, 2)] == ["172.17.0.13", "172.17.0.14"]
+    assert alloc.next_never_used(6, 2) == []

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import threading
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -11,7 +13,7 @@ from hypothesis import strategies as st
 from allocator import errors
 from tests.fakes import FakeApi
 from tests.unit.webhook.world import World, subnet
-from webhook.cluster import objects
+from webhook.cluster import objects, spread, subnetstate
 from webhook.cluster.claims import Claim, PodIdentity, TryAgain
 from webhook.cluster.kubeapi import AlreadyExists, ApiError, Unreachable
 
@@ -357,3 +359,52 @@ def test_two_processes_never_hand_out_a_held_address(steps):
         assert {a for a in held if alloc.holder(a) not in (None, "?")} == set(held)
         everything = {f"10.8.0.{host}" for host in range(1, 15)}
         assert {a for a in everything if alloc.holder(a) is not None} == set(held)
+
+
+def _lose_a_race(api: FakeApi, world: World) -> None:
+    """Another process takes 172.17.0.11 behind `world`'s back; `world` loses the race for it."""
+    World(api).store.reserve(pod("elsewhere"), MACVLAN)
+    world.store.reserve(pod("loser"), MACVLAN)
+
+
+def test_after_a_lost_race_a_first_try_is_one_of_the_lowest_never_used_at_random(monkeypatch):
+    api = FakeApi(deferred=True)
+    world = World(api).guide()
+    _lose_a_race(api, world)
+    state = world.store.state("macvlan")
+    ahead = state.allocator.next_never_used(4, spread.SCATTER_WIDTH)
+    offered: list[list[int]] = []
+    monkeypatch.setattr(spread.random, "choice", lambda values: offered.append(values) or values[-1])
+    got = world.store.reserve(pod("next"), MACVLAN)
+    assert offered == [ahead] and len(ahead) == spread.SCATTER_WIDTH
+    assert got.addresses == (str(ipaddress.ip_address(ahead[-1])),)
+    assert ("create_ip", got.names[0]) in api.calls
+    # The lowest never-used address was not taken: it is still handed out next, not queued as released.
+    assert state.allocator.next_never_used(4, 1) == ahead[:1]
+
+
+def test_contention_ends_and_first_tries_take_the_lowest_free_again(monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(subnetstate, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    api = FakeApi(deferred=True)
+    world = World(api).guide()
+    _lose_a_race(api, world)
+    assert world.store.state("macvlan").contended()
+    now[0] += subnetstate.CONTENDED_SECONDS + 1
+    lowest = world.store.state("macvlan").allocator.next_never_used(4, 1)[0]
+    assert world.store.reserve(pod("calm"), MACVLAN).addresses == (str(ipaddress.ip_address(lowest)),)
+
+
+def test_contended_dual_stack_picks_each_family_among_its_lowest(monkeypatch):
+    api = FakeApi(deferred=True)
+    world = World(api).guide()
+    world.add(objects.SUBNETS, subnet("dual", "10.1.0.0/24,fd00:1::/120", provider="macvlan.default",
+                                      protocol="Dual"))
+    dual = Claim(subnet="dual", provider="macvlan.default", interface="net1")
+    World(api).store.reserve(pod("elsewhere"), dual)
+    world.store.reserve(pod("loser"), dual)
+    alloc = world.store.state("dual").allocator
+    second = [alloc.next_never_used(version, 2)[1] for version in (4, 6)]
+    monkeypatch.setattr(spread.random, "choice", lambda values: values[1])
+    held = world.store.reserve(pod("next"), dual)
+    assert [int(ipaddress.ip_address(a)) for a in held.addresses] == second
