@@ -15,6 +15,7 @@ Usable on its own, too:
 
 from __future__ import annotations
 
+import gc
 import shutil
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,13 @@ def on_starting(server: Any) -> None:
         Path(folder).mkdir(parents=True, exist_ok=True)
         for stale in Path(folder).glob("*.db"):
             stale.unlink()
+
+
+def pre_fork(server: Any, worker: Any) -> None:
+    """Freeze the arbiter's objects before forking a worker: the worker's garbage collector then
+    never writes to them, so the pages holding them stay shared with the arbiter instead of being
+    copied into the worker (Python's `gc.freeze` documentation describes this use)."""
+    gc.freeze()
 
 
 def worker_exit(server: Any, worker: Any) -> None:
