@@ -13,8 +13,9 @@ Prints one JSON object: ``{"pods", "burst", "threads", "pods_per_s_per_burst": [
 "cpu_ms_per_pod_per_burst": {"replicas": [...], "etcd": [...], "kube-apiserver": [...]},
 "client_p50_ms", "client_p99_ms", "refusals", "distinct_addresses", "rss_mb_per_replica" (and
 "_before" the first pod), "rss_kb_per_pod_per_replica" (total / pods; "_growth": the increase / pods),
-"restart_to_ready_s", "check_ok", "check_violations",
-"check_seconds", "seconds"}``. The machine is shared: compare bursts of one run, not runs.
+"distinct_mb_per_replica" (and "_before"), "distinct_kb_per_pod_per_replica" (the same with every
+physical page counted once), "restart_to_ready_s", "check_ok", "check_violations", "check_seconds",
+"seconds"}``. The machine is shared: compare bursts of one run, not runs.
 """
 
 from __future__ import annotations
@@ -38,19 +39,48 @@ from tests.fixtures.replicas import Replicas  # noqa: E402
 from tests.fixtures.webhook import WebhookServer  # noqa: E402
 
 NAMESPACE = "scale"
+PAGE = os.sysconf("SC_PAGE_SIZE")
+PFN_MASK = (1 << 55) - 1
+
+
+def replica_pids(server: WebhookServer) -> list[int]:
+    assert server.process is not None
+    return [server.process.pid, *server.worker_pids()]
 
 
 def rss_kb(server: WebhookServer) -> int:
-    """Resident memory of one replica: its gunicorn arbiter plus workers, in KiB."""
-    assert server.process is not None
+    """Resident memory of one replica: its gunicorn arbiter plus workers, in KiB (pages the
+    arbiter and a worker share after the fork count twice)."""
     total = 0
-    for pid in [server.process.pid, *server.worker_pids()]:
+    for pid in replica_pids(server):
         try:
             status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
             continue
         total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
     return total
+
+
+def distinct_kb(server: WebhookServer) -> int:
+    """Memory one replica holds, in KiB: the physical pages its processes map, each counted once
+    (from /proc/PID/pagemap, root only), so the arbiter's pages a worker still shares after the
+    fork count once, as the node's memory accounting counts them."""
+    frames: set[int] = set()
+    for pid in replica_pids(server):
+        try:
+            with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/pagemap", "rb") as pagemap:
+                for line in maps:
+                    fields = line.split()
+                    if fields[-1] == "[vsyscall]":
+                        continue
+                    start, end = (int(bound, 16) // PAGE for bound in fields[0].split("-"))
+                    pagemap.seek(start * 8)
+                    for entry in memoryview(pagemap.read((end - start) * 8)).cast("Q"):
+                        if entry >> 63:  # present in memory: bits 0-54 are the page frame
+                            frames.add(entry & PFN_MASK)
+        except OSError:
+            continue
+    return len(frames) * PAGE // 1024
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -77,6 +107,7 @@ def run(pods: int, burst: int, threads: int) -> dict:
         try:
             provider = cluster.network(NAMESPACE, "10.100.0.0/16")
             baseline = [rss_kb(server) for server in cluster.servers]
+            distinct_baseline = [distinct_kb(server) for server in cluster.servers]
             rates, latencies, refusals, failed = [], [], Counter(), 0
             etcd, apiserver = cluster.plane.pids[:2]  # ControlPlane.pids: etcd, kube-apiserver, …
             groups = {"replicas": [pid for server in cluster.servers
@@ -99,6 +130,7 @@ def run(pods: int, burst: int, threads: int) -> dict:
             key = f"{provider}.kubernetes.io/ip_address"
             addresses = {(p["metadata"].get("annotations") or {}).get(key) for p in listed} - {None, ""}
             rss = [rss_kb(server) for server in cluster.servers]
+            distinct = [distinct_kb(server) for server in cluster.servers]
             report, check_seconds = cluster.wait_check(timeout=180)
             victim = cluster.servers[1]
             victim.crash()
@@ -119,6 +151,9 @@ def run(pods: int, burst: int, threads: int) -> dict:
         "rss_kb_per_pod_per_replica": [round(kb / max(pods, 1), 1) for kb in rss],
         "rss_kb_per_pod_per_replica_growth": [round((kb - base) / max(pods, 1), 1)
                                               for kb, base in zip(rss, baseline, strict=True)],
+        "distinct_mb_per_replica": [round(kb / 1024, 1) for kb in distinct],
+        "distinct_mb_per_replica_before": [round(kb / 1024, 1) for kb in distinct_baseline],
+        "distinct_kb_per_pod_per_replica": [round(kb / max(pods, 1), 1) for kb in distinct],
         "restart_to_ready_s": round(ready, 2),
         "check_ok": report["ok"], "check_violations": len(report["violations"]),
         "check_seconds": round(check_seconds, 1), "seconds": round(time.monotonic() - started, 1),
