@@ -42,25 +42,25 @@ def spread(
                 break
             skip -= 1
         if found is None:
-            for taken in picked:
-                alloc.release(taken)
             return None
-        alloc.claim(owner, found)
         picked.append(found)
-    return ordered(tuple(picked))
+    return _claim_all(alloc, owner, picked)
 
 
 def scatter(alloc: Subnet, owner: str, families: tuple[int, ...], pool: str) -> tuple[str, ...] | None:
     """One of the `SCATTER_WIDTH` lowest never-used addresses of `pool` at random per family,
     claimed for `owner`; None (nothing claimed) when a family has none left or `owner` already
     holds one: the caller takes the allocator's own candidate then. The caller holds the lock."""
-    picked: list[str] = []
-    for version in families:
-        choices = alloc.next_never_used(version, SCATTER_WIDTH, pool)
-        if not choices or alloc.held_by(owner, version) is not None:
-            for taken in picked:
-                alloc.release(taken)
-            return None
-        picked.append(format_ip(version, random.choice(choices)))
-        alloc.claim(owner, picked[-1])
+    choices = [(version, alloc.next_never_used(version, SCATTER_WIDTH, pool)) for version in families]
+    if any(not values or alloc.held_by(owner, version) is not None for version, values in choices):
+        return None
+    return _claim_all(alloc, owner, [format_ip(v, random.choice(values)) for v, values in choices])
+
+
+def _claim_all(alloc: Subnet, owner: str, picked: list[str]) -> tuple[str, ...]:
+    """Claim every picked address for `owner` only once all are chosen: a family without a choice
+    must not leave the others' addresses released (a released address queues behind the never-used
+    ones, which would change the order in which the subnet hands them out)."""
+    for address in picked:
+        alloc.claim(owner, address)
     return ordered(tuple(picked))

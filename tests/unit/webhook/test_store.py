@@ -11,6 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from allocator import errors
+from allocator.family import SUBNET_BUCKET
+from allocator.subnet import Subnet
+from allocator.subnet_spec import SubnetSpec
 from tests.fakes import FakeApi
 from tests.unit.webhook.world import World, subnet
 from webhook.cluster import objects, spread, subnetstate
@@ -408,3 +411,19 @@ def test_contended_dual_stack_picks_each_family_among_its_lowest(monkeypatch):
     monkeypatch.setattr(spread.random, "choice", lambda values: values[1])
     held = world.store.reserve(pod("next"), dual)
     assert [int(ipaddress.ip_address(a)) for a in held.addresses] == second
+
+
+@pytest.mark.parametrize("choose", ["scatter", "spread"])
+def test_a_family_without_a_choice_leaves_the_other_familys_order_untouched(choose):
+    alloc = Subnet(SubnetSpec.parse("dual", {"cidrBlock": "10.1.0.0/24,fd00:1::/126", "protocol": "Dual"}))
+    for index, value in enumerate(alloc.next_never_used(6, 8)):  # the small IPv6 block fills up
+        alloc.claim(f"other{index}", str(ipaddress.ip_address(value)))
+    assert alloc.next_never_used(6, 1) == []
+    window = spread.SCATTER_WIDTH + 8  # wider than either function looks
+    before = alloc.next_never_used(4, window)
+    if choose == "scatter":
+        assert spread.scatter(alloc, "me", (4, 6), SUBNET_BUCKET) is None
+    else:
+        assert spread.spread(alloc, "me", ("10.1.0.2", "fd00:1::2"), 1, SUBNET_BUCKET) is None
+    assert alloc.next_never_used(4, window) == before and alloc.held_by("me", 4) is None
+    assert int(alloc.allocate("next", 4)) == before[0]
