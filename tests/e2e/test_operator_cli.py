@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from devtools.controlplane import ControlPlane
+from devtools.controlplane import ControlPlane, KubectlError
 from webhook import settings
 from webhook.cluster import objects
 from webhook.leader.lease import LEASE_NAME
@@ -109,12 +109,21 @@ def lifecycle_paused(kubectl: Callable[..., Any]) -> Iterator[None]:
     namespaces = {"kube-system", os.environ.get(settings.NAMESPACE_ENV) or "kube-system"}
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     for namespace in namespaces:
-        kubectl("apply", "-f", "-", input=json.dumps({
+        held = json.dumps({
             "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
             "metadata": {"name": LEASE_NAME, "namespace": namespace},
             "spec": {"holderIdentity": "operator-cli-test", "leaseDurationSeconds": 600,
                      "acquireTime": now, "renewTime": now},
-        }))
+        })
+        # A running server may create the Lease between kubectl's read and its create (AlreadyExists);
+        # applied again, kubectl finds it and takes it over.
+        for attempt in range(3):
+            try:
+                kubectl("apply", "-f", "-", input=held)
+                break
+            except KubectlError as error:
+                if attempt == 2 or "AlreadyExists" not in str(error):
+                    raise
     time.sleep(3)  # a pass a leader had already begun finishes
     yield
     for namespace in namespaces:
