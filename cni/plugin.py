@@ -154,7 +154,18 @@ def environ() -> dict[str, str]:
 
 
 def main() -> None:
-    sys.exit(run(environ(), sys.stdin.buffer.read(), sys.stdout))
+    """Run, flush what was written, and end the process at once. Python's orderly shutdown (every
+    module cleared, a last garbage collection) cost 2-3 ms of CPU, a sixth of a call, and has
+    nothing to do here: no threads, no temporary files, descriptors the kernel closes."""
+    import posix
+
+    code = run(environ(), sys.stdin.buffer.read(), sys.stdout)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:  # the runtime stopped reading: it must not take the call for a success
+        code = code or 1
+    posix._exit(code)
 
 
 if __name__ == "__main__":

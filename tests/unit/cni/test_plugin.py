@@ -133,6 +133,26 @@ def test_executable_prints_error_json_and_exits_non_zero() -> None:
     assert json.loads(done.stdout)["code"] == 6
 
 
+def test_executable_flushes_its_answer_before_ending_the_process_at_once() -> None:
+    environ = {**os.environ, "CNI_COMMAND": "VERSION"}
+    done = subprocess.run([sys.executable, "-m", "cni.plugin"], input=b'{"cniVersion": "1.0.0"}',
+                          env=environ, capture_output=True, check=False)
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert json.loads(done.stdout)["cniVersion"] == "1.0.0"
+
+
+def test_executable_whose_reader_went_away_does_not_report_success() -> None:
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        done = subprocess.run([sys.executable, "-m", "cni.plugin"], input=b'{"cniVersion": "1.0.0"}',
+                              env={**os.environ, "CNI_COMMAND": "VERSION"}, stdout=writer,
+                              stderr=subprocess.PIPE, check=False)
+    finally:
+        os.close(writer)
+    assert done.returncode == 1
+
+
 def test_config_errors_name_the_pod() -> None:
     conf = ipam_conf("/s")
     del conf["ipam"]["provider"]
