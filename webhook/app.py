@@ -92,9 +92,9 @@ class Runtime:
         self.kubeconfig = settings.kubeconfig
         self.identity: str = settings.identity or f"{socket.gethostname()}-{os.getpid()}"
         if cache is None:
-            from webhook.cluster.informers import compact
+            from webhook.cluster.informers import server_cache
 
-            cache = ObjectCache(transform=compact)
+            cache = server_cache()
         self.cache: ObjectCache = cache
         self.view = ClusterView(self.cache)
         self.system_users = _system_users(settings.system_users, in_cluster=self.kubeconfig is None)

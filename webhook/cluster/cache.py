@@ -4,15 +4,18 @@ Informers (see `webhook.cluster.informers`) fill it from list and watch; unit te
 Readers never talk to the API server: they ask a `webhook.cluster.view.ClusterView` over this cache.
 A `transform` (the server's: `webhook.cluster.informers.compact`) is applied to every object on its way in,
 whoever puts it (informers, or the Store with an API server's answer), so nothing held is fatter
-than what readers need.
+than what readers need. The kinds named `packed` (the server's: pods and IP objects, thousands of
+each) are held as tuples (`webhook.cluster.packing`) and handed out as new dicts on every read.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
+
+from webhook.cluster.packing import lookup, pack, unpack
 
 Object = dict[str, Any]
 Key = tuple[str, str]  # (namespace, or "" for cluster-scoped objects; name)
@@ -26,13 +29,21 @@ def key_of(obj: Object) -> Key:
     return meta.get("namespace") or "", meta.get("name") or ""
 
 
-def _newer(obj: Object, held: Object | None) -> bool:
-    """Is `obj` a later version than `held`? etcd's resourceVersions are increasing integers;
-    without a held object, or without two integers to compare, the new object is taken."""
+def _version(held: Any) -> Any:
+    """The resourceVersion of a held object, packed or not."""
+    if isinstance(held, dict):
+        return (held.get("metadata") or {}).get("resourceVersion")
+    return lookup(held, "metadata", "resourceVersion")
+
+
+def _newer(obj: Object, held: Any) -> bool:
+    """Is `obj` a later version than `held` (as stored: packed or not)? etcd's resourceVersions are
+    increasing integers; without a held object, or without two integers to compare, the new
+    object is taken."""
     if held is None:
         return True
     mine = (obj.get("metadata") or {}).get("resourceVersion")
-    theirs = (held.get("metadata") or {}).get("resourceVersion")
+    theirs = _version(held)
     if isinstance(mine, str) and isinstance(theirs, str) and mine.isdigit() and theirs.isdigit():
         return int(mine) > int(theirs)
     return True
@@ -41,10 +52,12 @@ def _newer(obj: Object, held: Object | None) -> bool:
 class ObjectCache:
     """Objects by kind (the plural resource name) and (namespace, name), with change handlers."""
 
-    def __init__(self, transform: Transform | None = None) -> None:
+    def __init__(self, transform: Transform | None = None, *, packed: Iterable[str] = ()) -> None:
+        """`transform`: applied to every object put; `packed`: the kinds held as tuples."""
         self._transform = transform
+        self._packed = frozenset(packed)
         self._lock = threading.RLock()
-        self._objects: dict[str, dict[Key, Object]] = defaultdict(dict)
+        self._objects: dict[str, dict[Key, Any]] = defaultdict(dict)  # as stored: see `_held`
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
 
     def put(self, kind: str, obj: Object, *, force: bool = False) -> bool:
@@ -65,29 +78,37 @@ class ObjectCache:
         return self._store(kind, key, obj, check=not force)
 
     def _store(self, kind: str, key: Key, obj: Object, *, check: bool) -> bool:
+        stored = pack(obj) if kind in self._packed else obj
         with self._lock:
             held = self._objects[kind].get(key)
             if check and not _newer(obj, held):  # another writer got there while we transformed
                 return False
-            self._objects[kind][key] = obj
+            self._objects[kind][key] = stored
             handlers = list(self._handlers[kind])
         self._notify(handlers, "ADDED" if held is None else "MODIFIED", obj)
         return True
 
+    def _held(self, kind: str, stored: Any) -> Any:
+        """A stored object as readers see it: a packed kind's as new dicts."""
+        return unpack(stored) if kind in self._packed else stored
+
     def delete(self, kind: str, obj: Object) -> None:
+        self._delete(kind, key_of(obj))
+
+    def _delete(self, kind: str, key: Key) -> None:
         with self._lock:
-            removed = self._objects[kind].pop(key_of(obj), None)
+            removed = self._objects[kind].pop(key, None)
             handlers = list(self._handlers[kind])
         if removed is not None:
-            self._notify(handlers, "DELETED", removed)
+            self._notify(handlers, "DELETED", self._held(kind, removed))
 
     def replace(self, kind: str, objects: Iterable[Object]) -> None:
         """Make `kind` hold exactly `objects` (after a relist), firing the events that implies."""
         fresh = {key_of(obj): obj for obj in objects}
         with self._lock:
-            gone = [obj for key, obj in self._objects[kind].items() if key not in fresh]
-        for obj in gone:
-            self.delete(kind, obj)
+            gone = [key for key in self._objects[kind] if key not in fresh]
+        for key in gone:
+            self._delete(kind, key)
         for key, obj in fresh.items():  # a list is the truth, whatever versions were held
             self._store(kind, key, self._transform(kind, obj) if self._transform else obj, check=False)
 
@@ -99,14 +120,36 @@ class ObjectCache:
 
     def get(self, kind: str, name: str, namespace: str = "") -> Object | None:
         with self._lock:
-            return self._objects[kind].get((namespace, name))
+            stored = self._objects[kind].get((namespace, name))
+        return None if stored is None else self._held(kind, stored)
+
+    def current(self, kind: str, obj: Object) -> Object | None:
+        """What is held now of `obj`'s object (None: nothing), for a handler, which must read the
+        cache rather than trust its event; `obj` itself when it is the version held (a packed
+        kind's handlers then need no copy)."""
+        with self._lock:
+            stored = self._objects[kind].get(key_of(obj))
+        if stored is None:
+            return None
+        mine = (obj.get("metadata") or {}).get("resourceVersion")
+        if kind in self._packed and mine is not None and mine == _version(stored):
+            return obj
+        return self._held(kind, stored)
 
     def list(self, kind: str, namespace: str | None = None) -> list[Object]:
         with self._lock:
-            objects = list(self._objects[kind].values())
-        if namespace is None:
-            return objects
-        return [obj for obj in objects if key_of(obj)[0] == namespace]
+            if namespace is None:
+                stored = list(self._objects[kind].values())
+            else:
+                stored = [obj for key, obj in self._objects[kind].items() if key[0] == namespace]
+        return [self._held(kind, obj) for obj in stored] if kind in self._packed else stored
+
+    def each(self, kind: str) -> Iterator[Object]:
+        """Every object of `kind`, as `list` would give them but read one at a time: a pass over
+        thousands of packed objects need not hold them all unpacked at once."""
+        with self._lock:
+            stored = list(self._objects[kind].values())
+        return (self._held(kind, obj) for obj in stored)
 
     def subscribe(self, kind: str, handler: Handler) -> None:
         """Call `handler` on every later change of `kind`, and now for each object already held."""
@@ -114,7 +157,7 @@ class ObjectCache:
             self._handlers[kind].append(handler)
             present = list(self._objects[kind].values())
         for obj in present:
-            handler("ADDED", obj)
+            handler("ADDED", self._held(kind, obj))
 
 
 class Derived(Generic[_T]):

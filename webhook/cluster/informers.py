@@ -25,6 +25,7 @@ from webhook import metrics
 from webhook.cluster import objects
 from webhook.cluster.cache import Object, ObjectCache
 from webhook.cluster.errors import Gone, NotFound
+from webhook.cluster.packing import SharedStrings
 from webhook.cluster.routes import ROUTES, Route
 from webhook.cluster.transport import Transport, Watch
 
@@ -216,14 +217,23 @@ KEPT_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 # Never read, and `kubectl apply` makes it a second copy of the whole object.
 UNREAD_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
-SHARED_MAX = 64  # strings up to this length are interned: kinds, namespaces, subnets, providers …
+SHARED_MAX = 64  # strings up to this length are shared: kinds, namespaces, subnets, providers …
+_recent = SharedStrings()  # for values (keys, a bounded set, are interned)
+# Held by the thousand (a pod and an IP object per address), so kept packed (`webhook.cluster.packing`).
+PACKED: tuple[str, ...] = (objects.PODS, objects.IPS)
+
+
+def server_cache() -> ObjectCache:
+    """The cache as the webhook server holds it: every object compacted, pods and IP objects packed."""
+    return ObjectCache(transform=compact, packed=PACKED)
 
 
 def compact(kind: str, obj: Object) -> Object:
     """What the cache keeps of `obj` (the server's `ObjectCache` transform): no `managedFields`
     (often half an object, read by nobody), only the `KEPT_FIELDS` of pods and StatefulSets, and
-    every key and short string interned, so ten thousand pods share one "metadata", one namespace
-    and one Subnet name rather than holding a copy each. A new object: `obj` is left as it was."""
+    every key interned and every short string shared (`SharedStrings`), so ten thousand pods share
+    one "metadata", one namespace and one Subnet name rather than holding a copy each, and a pod
+    its name, addresses and token with its IP objects. A new object: `obj` is left as it was."""
     kept = KEPT_FIELDS.get(kind)
     out: Object = {}
     for key, value in obj.items():
@@ -251,9 +261,9 @@ def _compact_meta(meta: Object) -> Object:
 
 
 def _shared(value: Any) -> Any:
-    """`value` rebuilt with interned keys and short strings (JSON: dicts, lists, scalars)."""
+    """`value` rebuilt with interned keys and shared short strings (JSON: dicts, lists, scalars)."""
     if isinstance(value, str):
-        return sys.intern(value) if len(value) <= SHARED_MAX else value
+        return _recent(value) if len(value) <= SHARED_MAX else value
     if isinstance(value, dict):
         return {sys.intern(k): _shared(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -70,7 +70,7 @@ def test_list_fills_the_cache_and_reports_synced(fake: FakeApi, make_informers: 
 def test_managed_fields_are_not_kept(fake: FakeApi, make_informers: Callable[..., Any]) -> None:
     fake.put(SUBNETS_PATH, "listed")
     fake.objects[SUBNETS_PATH]["listed"]["metadata"]["managedFields"] = [{"manager": "kubectl"}]
-    cache = ObjectCache(transform=informers.compact)  # as the server builds its cache
+    cache = informers.server_cache()
     assert make_informers(cache).wait_synced(5)
     eventually(lambda: fake.watch_count(SUBNETS_PATH) == 1)
     with fake.lock:

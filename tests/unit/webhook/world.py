@@ -6,7 +6,7 @@ import json
 
 from tests.fakes import FakeApi
 from webhook.cluster import objects
-from webhook.cluster.cache import ObjectCache
+from webhook.cluster.informers import server_cache
 from webhook.cluster.store import Store
 
 MACVLAN_NAD_CONFIG = json.dumps({
@@ -37,7 +37,7 @@ class World:
     """One process's view (cache + store) over a shared fake API server."""
 
     def __init__(self, api: FakeApi | None = None) -> None:
-        self.cache = ObjectCache()
+        self.cache = server_cache()  # as the server holds it: compacted, pods and IPs packed
         self.api = api or FakeApi()
         self.api.watchers.append(self.cache)
         for (kind, _, _), obj in list(self.api.objects.items()):

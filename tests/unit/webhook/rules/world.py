@@ -10,7 +10,7 @@ from typing import Any
 from webhook import validate
 from webhook.admission.reviews import Verdict
 from webhook.cluster import objects
-from webhook.cluster.cache import ObjectCache
+from webhook.cluster.informers import server_cache
 from webhook.cluster.view import ClusterView
 
 from . import guide
@@ -30,7 +30,7 @@ class World:
     """What the webhook's caches would hold."""
 
     def __init__(self) -> None:
-        self.cache = ObjectCache()
+        self.cache = server_cache()  # as the server holds it: compacted, pods and IPs packed
         self.view = ClusterView(self.cache)
 
     # -- objects ---------------------------------------------------------------------------
