@@ -45,5 +45,7 @@ def format_mac(value: int) -> str:
 
 
 def normalise_mac(text: str) -> str:
-    """Validate a MAC and return it in lowercase colon form."""
-    return format_mac(mac_to_int(text))
+    """Validate a MAC and return it in lowercase colon form (`text` itself when it is in that form:
+    indexes keyed by the normal form then share the string their objects hold)."""
+    normal = format_mac(mac_to_int(text))
+    return text if text == normal else normal

@@ -124,7 +124,7 @@ class CacheSync:
     def _on_ip(self, event: str, ip: Object) -> None:
         name = name_of(ip)
         with self._sync:
-            current = self.cache.get(objects.IPS, name)
+            current = self.cache.current(objects.IPS, ip)
             self._index(name, current)
             new, old = Applied.of(current), self._applied.get(name)
             if new == old:
@@ -170,7 +170,7 @@ class CacheSync:
             return
         namespace, name = meta.get("namespace", ""), meta.get("name", "")
         with self._sync, self._guard:
-            current = self.cache.get(objects.PODS, name, namespace)
+            current = self.cache.current(objects.PODS, pod)
             if current is not None and token_of(current) == token:
                 self._pods_by_token[token] = (namespace, name)
             elif self._pods_by_token.get(token) == (namespace, name):

@@ -17,7 +17,7 @@ from webhook.cluster.cache import Names, Object
 from webhook.cluster.ipobjects import UNKNOWN_OWNER, address_of, name_of, owner_of
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per held address
 class Applied:
     """What the allocator holds for one IP object: compared to its cached version on every event."""
 

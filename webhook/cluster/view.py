@@ -6,6 +6,7 @@ Validation and mutation ask these; they never list the API server on a request's
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
 from allocator.errors import AllocatorError
 from allocator.mac import normalise_mac
@@ -49,10 +50,13 @@ class ClusterView:
         return self.cache.get(objects.IPS, name)
 
     def ip_objects(self, subnet: str | None = None) -> list[Object]:
-        ips = self.cache.list(objects.IPS)
         if subnet is None:
-            return ips
-        return [ip for ip in ips if (ip.get("spec") or {}).get("subnet") == subnet]
+            return self.cache.list(objects.IPS)
+        return [ip for ip in self.each_ip_object() if (ip.get("spec") or {}).get("subnet") == subnet]
+
+    def each_ip_object(self) -> Iterator[Object]:
+        """Every IP object, read one at a time (`ObjectCache.each`)."""
+        return self.cache.each(objects.IPS)
 
     def holder(self, subnet: str, address: str) -> Object | None:
         """The IP object that holds `address` in `subnet`, if any (O(1): names are derived)."""
@@ -111,7 +115,7 @@ class _MacIndex:
     def _on_ip(self, _event: str, ip: Object) -> None:
         name = _name(ip)
         with self._lock:
-            current = self._cache.get(objects.IPS, name)
+            current = self._cache.current(objects.IPS, ip)
             key = _mac_key(current) if current is not None else None
             old = self._key_of.pop(name, None)
             if old is not None and old != key:

@@ -47,7 +47,7 @@ class Changes:
     def _on_ip(self, event: str, ip: Object) -> None:
         name = (ip.get("metadata") or {}).get("name", "")
         with self._lock:  # handlers may run out of order: index what the cache holds now
-            current = self.cache.get(objects.IPS, name)
+            current = self.cache.current(objects.IPS, ip)
             old = self._looked_up.pop(name, None)
             if old is not None:
                 self._index(old, name, add=False)

@@ -66,3 +66,9 @@ def test_bad_macs_are_refused_naming_the_value(text: object, message: str) -> No
 def test_integer_round_trip() -> None:
     assert mac_to_int("00:00:00:53:6b:bb") == 0x536BBB
     assert format_mac(0x536BBB) == "00:00:00:53:6b:bb"
+
+
+def test_a_mac_already_in_normal_form_is_returned_as_it_is() -> None:
+    held = "".join(["02:00:00:53:6b:bb"])
+    assert normalise_mac(held) is held  # indexes share the string their objects hold
+    assert normalise_mac("02-00-00-53-6B-BB") == held
