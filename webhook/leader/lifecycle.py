@@ -22,11 +22,12 @@ gone, or a relist skipped both events) leaves that reservation to the grace peri
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from webhook import metrics
@@ -204,33 +205,50 @@ class Lifecycle:
             full = self._last_full is None or now - self._last_full >= self.full_interval
         changed = self.changes.take(now)
         if full:
-            ips = self.store.ip_objects()
+            ips = self.store.each_ip_object()
             self._last_full = now
         else:
-            ips = [ip for ip in map(self.store.ip_object, sorted(changed)) if ip is not None]
+            ips = (ip for ip in map(self.store.ip_object, sorted(changed)) if ip is not None)
         try:
-            planned = self.decide(ips)
+            planned, decided = self._decide_scheduling(ips)
             outcomes = self.act(planned)
         except BaseException:
             self._last_full = None  # what was taken is not lost: the next pass decides over all
             raise
         self.changes.again(o.planned.ip_name for o in outcomes if o.done is None)
-        decided = {d.ip_name for d in planned}
-        self.changes.scheduled(ip for ip in ips if ip["metadata"]["name"] not in decided)
         bound = sum(isinstance(o.done, decisions.Bind) for o in outcomes)
         released = sum(isinstance(o.done, decisions.Release) for o in outcomes)
-        return Pass(bound=bound, released=released, kept=len(ips) - bound - released, full=full)
+        return Pass(bound=bound, released=released, kept=decided - bound - released, full=full)
+
+    def _decide_scheduling(self, ips: Iterable[Object]) -> tuple[list[decisions.Decision], int]:
+        """The decisions `ips` call for, and how many were decided over. Each object is decided
+        and dropped before the next is read (a full pass reads thousands, each unpacked anew);
+        the grace deadline of one left as it is gets scheduled on the way."""
+        planned: list[decisions.Decision] = []
+        decided, decide_one = 0, self._decider()
+        for ip in ips:
+            decided += 1
+            decision = decide_one(ip)
+            if decision is None:
+                self.changes.scheduled((ip,))
+            else:
+                planned.append(decision)
+        return planned, decided
 
     def _grace_ends(self, ip: Object) -> float | None:
         return decisions.grace_ends(ip, grace=self.grace_override, default_grace=self.grace)
 
     def decide(self, ips: list[Object] | None = None) -> list[decisions.Decision]:
         """What the cache calls for now (`ips`: the cached IP objects unless given); writes nothing."""
-        return decisions.decide(
-            self.store.ip_objects() if ips is None else ips, self.store,
-            now=self.clock(), grace=self.grace_override, default_grace=self.grace,
-            deleted=self.deleted.tokens(),
-        )
+        found = map(self._decider(), self.store.each_ip_object() if ips is None else ips)
+        return [decision for decision in found if decision is not None]
+
+    def _decider(self) -> Callable[[Object], decisions.Decision | None]:
+        """`decisions.decide_one` with this Lifecycle's grace periods, the time now and the tokens of
+        the pods seen deleted so far."""
+        return functools.partial(decisions.decide_one, facts=self.store, now=self.clock(),
+                                 grace=self.grace_override, default_grace=self.grace,
+                                 deleted=self.deleted.tokens())
 
     def act(self, planned: list[decisions.Decision]) -> list[Outcome]:
         """Carry out `planned` (`webhook.leader.actions`): binds as decided, releases once confirmed live."""

@@ -420,15 +420,16 @@ def test_a_listed_pod_carrying_the_token_turns_a_release_into_a_bind(world):
 
 
 def decided(cycle: lifecycle.Lifecycle, monkeypatch) -> list[list[str]]:
-    """Record the names each later `decide` is given (the passes' work)."""
+    """Record the names each later pass decides over (the passes' work)."""
     seen: list[list[str]] = []
-    real = cycle.decide
+    real = cycle._decide_scheduling
 
-    def spy(ips=None):
+    def spy(ips):
+        ips = list(ips)
         seen.append(sorted(ip["metadata"]["name"] for ip in ips))
         return real(ips)
 
-    monkeypatch.setattr(cycle, "decide", spy)
+    monkeypatch.setattr(cycle, "_decide_scheduling", spy)
     return seen
 
 

@@ -288,7 +288,7 @@ def _adopting(context: common.Context, key: str, old: Mapping[str, str], new: Ma
 
     if key == objects.RESERVATION_ANNOTATION:
         labelled = [
-            ip for ip in context.view.ip_objects()
+            ip for ip in context.view.each_ip_object()
             if common.mapping(common.meta(ip).get("labels")).get(objects.LABEL_RESERVATION) == new[key]
         ]
         return bool(labelled) and all(this_pods(ip) for ip in labelled)
