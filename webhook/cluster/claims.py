@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from allocator import errors
 from webhook.cluster.cache import Object
-from webhook.cluster.ipobjects import holder_text
+from webhook.cluster.ipobjects import holder_text, owner_string
 
 
 class TryAgain(errors.AllocatorError):
@@ -36,8 +36,8 @@ class PodIdentity:
         return f"{self.namespace}/{self.name or self.generate_name + '*'}"
 
     def owner(self, provider: str, interface: str) -> str:
-        """The allocator's owner string: `<ns>/<pod or generateName>/<provider>/<ifname>#<token>`."""
-        return f"{self.namespace}/{self.name or self.generate_name}/{provider}/{interface}#{self.token}"
+        """The allocator's owner string of this pod's `interface` (`ipobjects.owner_string`)."""
+        return owner_string(self.namespace, self.name or self.generate_name, provider, interface, self.token)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import ipaddress
 
 from webhook.cluster import objects
 from webhook.cluster.cache import Object
+from webhook.cluster.packing import SharedStrings
 
 # When the reservation was made or last taken over (epoch seconds): the Lifecycle's grace period
 # for pods that never come to exist counts from here (a taken-over object keeps its old creationTimestamp).
@@ -15,10 +16,17 @@ RESERVED_AT_ANNOTATION = "multinic-ipam.io/reserved-at"
 # leader honours it, so each replica's configured grace period travels with its reservations.
 GRACE_ANNOTATION = "multinic-ipam.io/grace-seconds"
 UNKNOWN_OWNER = "?"  # a lost race: held by someone this process has not heard of yet
+_owners = SharedStrings()
 
 
 def name_of(obj: Object) -> str:
     return (obj.get("metadata") or {}).get("name", "")
+
+
+def owner_string(namespace: str, pod: str, provider: str, interface: str, token: str) -> str:
+    """The allocator's owner string: `<ns>/<pod or generateName>/<provider>/<ifname>#<token>`.
+    Made when a pod is admitted and again from its IP object's events: one copy is kept."""
+    return _owners(f"{namespace}/{pod}/{provider}/{interface}#{token}")
 
 
 def owner_of(ip: Object) -> str:
@@ -26,7 +34,8 @@ def owner_of(ip: Object) -> str:
     spec = ip.get("spec") or {}
     token = ((ip.get("metadata") or {}).get("labels") or {}).get(objects.LABEL_RESERVATION, "")
     pod = spec.get("podName") or spec.get("generateName") or ""
-    return f"{spec.get('namespace', '')}/{pod}/{spec.get('provider', '')}/{spec.get('interface', '')}#{token}"
+    return owner_string(spec.get("namespace", ""), pod, spec.get("provider", ""), spec.get("interface", ""),
+                        token)
 
 
 def address_of(ip: Object) -> str:

@@ -118,7 +118,10 @@ class _MacIndex:
             current = self._cache.current(objects.IPS, ip)
             key = _mac_key(current) if current is not None else None
             old = self._key_of.pop(name, None)
-            if old is not None and old != key:
+            if old is not None and old == key:
+                self._key_of[name] = old  # unchanged: keep the key the index holds, not a copy
+                return
+            if old is not None:
                 self._names.discard(old, name)
             if key is not None:
                 self._key_of[name] = key

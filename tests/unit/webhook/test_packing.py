@@ -70,3 +70,16 @@ def test_shared_strings_hand_out_the_copy_seen_recently() -> None:
     again = fresh("10.0.0.7")
     assert shared(again) is again
     assert len(shared._young) + len(shared._old) <= 6  # bounded, however many strings pass
+
+
+def test_an_attachment_and_its_ip_object_share_one_owner_string() -> None:
+    from webhook.cluster.claims import PodIdentity
+    from webhook.cluster.ipobjects import ip_body, owner_of
+
+    pod = PodIdentity("default", "web-0", token="0123abcd")
+    admitted = pod.owner("macvlan.default", "net1")
+    body = ip_body(subnet="macvlan", provider="macvlan.default", interface="net1", address="10.0.0.5",
+                   mac="", namespace="default", pod_name="web-0", generate_name="", owner_kind="",
+                   owner_uid="", token="0123abcd", annotations={})
+    assert owner_of(body) == admitted == "default/web-0/macvlan.default/net1#0123abcd"
+    assert owner_of(body) is admitted  # the allocator and the cache index hold one copy
