@@ -45,11 +45,14 @@ def pack(value: Any) -> Packed:
 
 def unpack(value: Packed) -> Any:
     """The JSON value `pack` was given, as new dicts and lists."""
-    if type(value) is tuple:
-        if value and type(value[0]) is Shape:
-            return dict(zip(value[0], map(unpack, value[1:]), strict=True))
-        return list(map(unpack, value))
-    return value
+    if type(value) is not tuple:
+        return value
+    # Scalars are taken as they are, without a call each, and zip gets no keyword (a keyword sends
+    # it down a slow path; the lengths are equal by construction): 14-16 → 9-10 µs per object.
+    if value and type(value[0]) is Shape:
+        return {key: unpack(item) if type(item) is tuple else item
+                for key, item in zip(value[0], value[1:])}  # noqa: B905
+    return [unpack(item) if type(item) is tuple else item for item in value]
 
 
 def lookup(value: Packed, *path: str) -> Any:
