@@ -29,6 +29,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from webhook import metrics
 from webhook.cluster import objects
@@ -225,7 +226,7 @@ class Lifecycle:
         and dropped before the next is read (a full pass reads thousands, each unpacked anew);
         the grace deadline of one left as it is gets scheduled on the way."""
         planned: list[decisions.Decision] = []
-        decided, decide_one = 0, self._decider()
+        decided, decide_one = 0, functools.partial(decisions.decide_one, **self._rules())
         for ip in ips:
             decided += 1
             decision = decide_one(ip)
@@ -240,15 +241,13 @@ class Lifecycle:
 
     def decide(self, ips: list[Object] | None = None) -> list[decisions.Decision]:
         """What the cache calls for now (`ips`: the cached IP objects unless given); writes nothing."""
-        found = map(self._decider(), self.store.each_ip_object() if ips is None else ips)
-        return [decision for decision in found if decision is not None]
+        return decisions.decide(self.store.each_ip_object() if ips is None else ips, **self._rules())
 
-    def _decider(self) -> Callable[[Object], decisions.Decision | None]:
-        """`decisions.decide_one` with this Lifecycle's grace periods, the time now and the tokens of
-        the pods seen deleted so far."""
-        return functools.partial(decisions.decide_one, facts=self.store, now=self.clock(),
-                                 grace=self.grace_override, default_grace=self.grace,
-                                 deleted=self.deleted.tokens())
+    def _rules(self) -> dict[str, Any]:
+        """What `decisions` decides by besides the objects: the cache, the time now, this
+        Lifecycle's grace periods and the tokens of the pods seen deleted so far."""
+        return {"facts": self.store, "now": self.clock(), "grace": self.grace_override,
+                "default_grace": self.grace, "deleted": self.deleted.tokens()}
 
     def act(self, planned: list[decisions.Decision]) -> list[Outcome]:
         """Carry out `planned` (`webhook.leader.actions`): binds as decided, releases once confirmed live."""
