@@ -51,6 +51,6 @@ def review(
         return Verdict.allow()
     try:
         rule(context)
-    except errors.AdmissionError as denial:
+    except errors.REFUSALS as denial:  # also TryAgain: a live read the API server did not answer
         return Verdict.refuse(denial)
     return Verdict.allow(warnings=context.warnings)

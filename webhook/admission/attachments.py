@@ -45,13 +45,16 @@ class AttachmentError(AdmissionError):
 
 class LiveReads(Protocol):
     """Reads that fall back to the API server when the cache has not seen an object yet
-    (`webhook.cluster.store.Store`): an object created a moment before the pod must not refuse it."""
+    (`webhook.cluster.store.Store`): an object created a moment before the pod must not refuse it,
+    nor an IP object deleted a moment before (`current_ip`, read before a refusal rests on it)."""
 
     def fetch_nad(self, namespace: str, name: str) -> Object | None: ...
 
     def fetch_subnet(self, name: str) -> Object | None: ...
 
     def subnets_for(self, provider: str) -> list[Object]: ...
+
+    def current_ip(self, name: str) -> Object | None: ...
 
 
 @dataclass(frozen=True)

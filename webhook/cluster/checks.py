@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING
 from allocator import errors
 from allocator.family import SUBNET_BUCKET as SUBNET_POOL
 from allocator.mac import normalise_mac
+from webhook.cluster import objects
 from webhook.cluster.claims import Claim, PodIdentity, TryAgain, held_by
 from webhook.cluster.ipobjects import UNKNOWN_OWNER, owner_text
 from webhook.cluster.subnetstate import SubnetState
+from webhook.cluster.view import mac_key
 
 if TYPE_CHECKING:
     from webhook.cluster.store import Store
@@ -52,8 +54,9 @@ class PreLockChecks:
                 self.check_mac(state, owner, claim.mac, pod)
 
     def _check_fixed_holders(self, pod: PodIdentity, claim: Claim) -> set[str]:
-        """Refuse fixed addresses held by other pods (outside the subnet lock: this may read live);
-        return those held for this very pod name by a gone pod, which pass to it."""
+        """Refuse fixed addresses held by other pods (outside the subnet lock: this reads live);
+        return those whose cached holder does not count: released since the cache saw it, or held
+        for this very pod name by a gone pod (they pass to it). The create decides either way."""
         bad = next((a for a in claim.fixed if not _is_address(a)), None)
         if bad is not None:  # unchecked user text; ipaddress's ValueError here was a 500
             raise errors.InvalidAddress(
@@ -67,11 +70,15 @@ class PreLockChecks:
             )
         passing = set()
         for address in claim.fixed:
-            holder = self.store.holder(claim.subnet, address)
-            if holder is not None:
-                if not self.store.may_take_over(pod, holder, live=True):
-                    raise held_by(address, holder, claim.subnet)
-                passing.add(address)
+            cached = self.store.holder(claim.subnet, address)
+            if cached is None:
+                continue
+            holder = cached
+            if not self.store.may_take_over(pod, holder, live=True):
+                holder = self.store.current_ip(objects.ip_object_name(claim.subnet, address))
+            if holder is not None and not self.store.may_take_over(pod, holder, live=True):
+                raise held_by(address, holder, claim.subnet)
+            passing.add(address)
         return passing
 
     @staticmethod
@@ -109,10 +116,19 @@ class PreLockChecks:
             ) from None
 
     def _mac_passes_to(self, state: SubnetState, pod: PodIdentity, mac: str) -> bool:
-        """A MAC held only by IP objects of an earlier pod of this name passes to the new pod."""
-        names = state.mac_refs.get(normalise_mac(mac))
-        holders = [self.store.ip_object(name) for name in names]
-        return bool(holders) and all(h is not None and self.store.may_take_over(pod, h) for h in holders)
+        """A MAC held only by IP objects of an earlier pod of this name, or by IP objects released
+        since the cache saw them, passes to the new pod."""
+        key = (state.spec.name, normalise_mac(mac))
+        names = state.mac_refs.get(key[1])
+        return bool(names) and all(self._mac_passes_from(pod, name, key) for name in names)
+
+    def _mac_passes_from(self, pod: PodIdentity, name: str, key: tuple[str, str]) -> bool:
+        """The IP object `name` no longer holds the MAC `key`, or passes it to this pod."""
+        cached = self.store.ip_object(name)
+        if cached is not None and self.store.may_take_over(pod, cached):
+            return True
+        holder = self.store.current_ip(name)
+        return holder is None or mac_key(holder) != key or self.store.may_take_over(pod, holder, live=True)
 
 
 def _is_address(text: str) -> bool:

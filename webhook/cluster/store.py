@@ -113,6 +113,11 @@ class Store(ClusterView):
         where = self.indexes.pod_of_token(token)
         return self.pod(*where) if where else None
 
+    def current_ip(self, name: str) -> Object | None:
+        """An IP object as the API server has it now; None when it is gone. What a refusal rests
+        on: the cache may lag behind a release another replica made (its watch restarting)."""
+        return self.live(objects.IPS, name)
+
     def live(self, kind: str, name: str, namespace: str = "") -> Object | None:
         """A live read; None when absent. Unanswered, it must not pass for "absent" (a take-over
         would hand out the address of a pod that may live): the request is refused, to be retried."""

@@ -108,7 +108,7 @@ class _MacIndex:
         found = []
         for name in names:
             obj = self._cache.get(objects.IPS, name)
-            if obj is not None and _mac_key(obj) == (subnet, mac):
+            if obj is not None and mac_key(obj) == (subnet, mac):
                 found.append(obj)
         return found
 
@@ -116,7 +116,7 @@ class _MacIndex:
         name = _name(ip)
         with self._lock:
             current = self._cache.current(objects.IPS, ip)
-            key = _mac_key(current) if current is not None else None
+            key = mac_key(current) if current is not None else None
             old = self._key_of.pop(name, None)
             if old is not None and old == key:
                 self._key_of[name] = old  # unchanged: keep the key the index holds, not a copy
@@ -128,7 +128,8 @@ class _MacIndex:
                 self._names.add(key, name)
 
 
-def _mac_key(ip: Object) -> MacKey | None:
+def mac_key(ip: Object) -> MacKey | None:
+    """(Subnet, normal MAC) an IP object holds; None when it holds no usable one."""
     spec = ip.get("spec") or {}
     held, subnet = spec.get("macAddress"), spec.get("subnet")
     if not held or not isinstance(held, str) or not isinstance(subnet, str):

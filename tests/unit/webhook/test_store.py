@@ -206,6 +206,30 @@ def test_an_unanswered_live_read_refuses_to_retry_instead_of_taking_a_maybe_live
     assert world.store.reserve(pod("static-ip"), fixed).addresses == ("172.17.0.100",)  # answered: passes
 
 
+def test_fixed_address_and_mac_whose_cached_holder_is_gone_are_given(world):
+    """Another replica released them and this one's watch lags (restarting after an API server
+    outage): the refusal the cache suggests is checked live first, and would be false."""
+    fixed = Claim(**{**MACVLAN.__dict__, "fixed": ("172.17.0.100",), "mac": "00:00:00:53:6B:BB"})
+    world.store.reserve(pod("gone"), fixed)
+    del world.api.ips["macvlan.172.17.0.100"]  # deleted without a watch event reaching this cache
+    newer = pod("newer")
+    world.store.check(newer, fixed)
+    held = world.store.reserve(newer, fixed)
+    assert (held.addresses, held.mac, held.created) == (("172.17.0.100",), "00:00:00:53:6b:bb", held.names)
+    assert world.api.ips["macvlan.172.17.0.100"]["spec"]["podName"] == "newer"
+    with pytest.raises(errors.AddressConflict, match=r"172\.17\.0\.100 is held by pod default/newer"):
+        world.store.check(pod("third"), fixed)  # confirmed live: refused as ever
+
+
+def test_fixed_mac_whose_cached_holder_passed_to_another_mac_is_given(world):
+    world.store.reserve(pod("gone"), Claim(**{**MACVLAN.__dict__, "mac": "00:00:00:53:6B:BB"}))
+    name = "macvlan.172.17.0.11"
+    world.api.ips[name]["spec"]["macAddress"] = "00:00:00:53:6b:cc"  # changed without a watch event
+    assert world.store.reserve(pod("b"), Claim(**{**MACVLAN.__dict__, "mac": "00:00:00:53:6b:bb"})).mac == (
+        "00:00:00:53:6b:bb"
+    )
+
+
 def test_fixed_mac_held_is_refused_naming_the_pod(world):
     world.store.reserve(pod("a"), Claim(**{**MACVLAN.__dict__, "mac": "00:00:00:53:6B:BB"}))
     with pytest.raises(errors.AddressConflict, match="MAC 00:00:00:53:6b:bb is held by pod default/a"):

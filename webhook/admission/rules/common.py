@@ -118,6 +118,13 @@ class Context:
         self.system_users = system_users
         self.warnings: list[str] = []
 
+    def confirmed(self, ip_object: Any) -> Any | None:
+        """`ip_object` as the API server has it now (None when gone), read before a refusal rests
+        on it: the cache may lag behind a release another replica made. Without live reads, as cached."""
+        if self.live is None:
+            return ip_object
+        return self.live.current_ip(name_of(ip_object))
+
     @property
     def operation(self) -> str:
         return text(self.request.get("operation"))

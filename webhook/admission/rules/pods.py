@@ -27,6 +27,7 @@ from webhook.admission.attachments import Attachment
 from webhook.admission.rules import common
 from webhook.admission.subnetinfo import PRIMARY, SubnetInfo
 from webhook.cluster import objects
+from webhook.cluster.view import mac_key
 
 Owns = Callable[[Any], bool]  # does this IP object belong to the pod (or workload) under review?
 
@@ -131,7 +132,8 @@ def _check_claim(
     reason = subnet.spec.why_unusable(address, fixed=True) if subnet.spec is not None else ""
     if reason:
         raise errors.invalid(f"{where} {address} is {reason}; choose another address")
-    holder = context.view.holder(subnet.name, str(address))
+    cached = context.view.holder(subnet.name, str(address))
+    holder = cached if cached is None or owns(cached) else context.confirmed(cached)
     if holder is not None and not owns(holder):
         raise errors.conflict(
             f"{address} is held by {common.describe_holder(holder)}; choose a free address of Subnet "
@@ -167,12 +169,14 @@ def _check_mac(
             normal = mac.normalise_mac(text)
         except AllocatorError as error:
             raise errors.invalid(f"{where} is not usable: {error}") from None
-        for ip_object in context.view.mac_holders(subnet.name, normal):
-            if not owns(ip_object):
-                raise errors.conflict(
-                    f"MAC {normal} from {where} is held by {common.describe_holder(ip_object)} in "
-                    f"Subnet {subnet.name}; choose another MAC or leave it out to get a random one"
-                )
+        for cached in context.view.mac_holders(subnet.name, normal):
+            holder = cached if owns(cached) else context.confirmed(cached)
+            if holder is None or owns(holder) or mac_key(holder) != (subnet.name, normal):
+                continue  # this pod's own, or released since the cache saw it
+            raise errors.conflict(
+                f"MAC {normal} from {where} is held by {common.describe_holder(holder)} in "
+                f"Subnet {subnet.name}; choose another MAC or leave it out to get a random one"
+            )
 
 
 def _check_ippool(

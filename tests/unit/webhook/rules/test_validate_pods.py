@@ -7,7 +7,9 @@ import json
 import pytest
 
 from webhook import validate
+from webhook.admission.reviews import Verdict
 from webhook.cluster import objects
+from webhook.cluster.claims import TryAgain
 
 from .world import SYSTEM_USER, World, guide_world, kube_ovn_config, macvlan_config, nad, pod, request
 
@@ -478,10 +480,21 @@ def test_subnets_of_the_provider_bound_to_namespaces_serve_only_those() -> None:
 class _LiveReads:
     """The API server as `Store` reads it on a cache miss: objects the watch has not delivered yet."""
 
-    def __init__(self, *, nads: tuple[dict, ...] = (), subnets: tuple[dict, ...] = ()) -> None:
+    def __init__(
+        self, *, nads: tuple[dict, ...] = (), subnets: tuple[dict, ...] = (), ips: tuple[dict, ...] = (),
+        unreachable: bool = False,
+    ) -> None:
         self.nads = {(n["metadata"]["namespace"], n["metadata"]["name"]): n for n in nads}
         self.subnets = {s["metadata"]["name"]: s for s in subnets}
+        self.ips = {i["metadata"]["name"]: i for i in ips}
+        self.unreachable = unreachable
         self.asked: list[str] = []
+
+    def current_ip(self, name: str) -> dict | None:
+        self.asked.append(f"ip {name}")
+        if self.unreachable:
+            raise TryAgain(f"could not read ips {name} (connection refused); retry the pod")
+        return self.ips.get(name)
 
     def fetch_nad(self, namespace: str, name: str) -> dict | None:
         self.asked.append(f"nad {namespace}/{name}")
@@ -521,3 +534,73 @@ def test_nad_neither_cached_nor_live_is_refused_as_without_live_reads() -> None:
     assert with_live.code == cache_only.code
     missing = f"NetworkAttachmentDefinition default/macvlan, named in {NETWORKS}, does not exist"
     assert missing in with_live.message
+
+
+# -- cache lag: a holder released since the cache saw it ------------------------------------------
+def _stale_holder_world(**hold: str) -> tuple[World, dict]:
+    """The cache still shows 172.17.0.100 held by pod default/gone; the API server may not."""
+    world = guide_world()
+    return world, world.hold("macvlan", "172.17.0.100", pod="gone", **hold)
+
+
+def _review_live(world: World, annotations: dict[str, str], live: _LiveReads, name: str = "new") -> Verdict:
+    return validate.review(request(pod(annotations, name=name)), view=world.view, live=live)
+
+
+def test_address_whose_cached_holder_is_gone_is_allowed_after_a_live_read() -> None:
+    """Another replica released it and this one's watch lags: a refusal would be false."""
+    world, _ = _stale_holder_world()
+    live = _LiveReads()
+    verdict = _review_live(world, {NETWORKS: "default/macvlan", IP: "172.17.0.100"}, live)
+    assert verdict.allowed, verdict.message
+    assert live.asked == ["ip macvlan.172.17.0.100"]
+
+
+def test_address_whose_cached_holder_is_confirmed_live_is_refused_as_before() -> None:
+    world, held = _stale_holder_world()
+    annotations = {NETWORKS: "default/macvlan", IP: "172.17.0.100"}
+    verdict = _review_live(world, annotations, _LiveReads(ips=(held,)))
+    assert not verdict.allowed
+    assert verdict.code == 409
+    assert verdict.message == world.review(pod(annotations, name="new")).message
+    assert verdict.message.startswith("172.17.0.100 is held by pod default/gone;")
+
+
+def test_address_passed_to_this_pod_since_the_cache_saw_it_is_its_own() -> None:
+    """The mutating webhook of another replica re-created the released IP object for this pod."""
+    world, held = _stale_holder_world()
+    mine = json.loads(json.dumps(held))
+    mine["metadata"]["labels"][objects.LABEL_RESERVATION] = "r-new"
+    mine["spec"]["podName"] = "new"
+    annotations = {NETWORKS: "default/macvlan", IP: "172.17.0.100", objects.RESERVATION_ANNOTATION: "r-new"}
+    assert _review_live(world, annotations, _LiveReads(ips=(mine,))).allowed
+
+
+def test_own_address_is_not_read_live() -> None:
+    world = guide_world()
+    world.hold("macvlan", "172.17.0.100", pod="new", reservation="r-new")
+    live = _LiveReads()
+    annotations = {NETWORKS: "default/macvlan", IP: "172.17.0.100", objects.RESERVATION_ANNOTATION: "r-new"}
+    assert _review_live(world, annotations, live).allowed
+    assert live.asked == []
+
+
+def test_mac_whose_cached_holder_is_gone_or_changed_is_allowed() -> None:
+    world, held = _stale_holder_world(mac="00:00:00:53:6b:bb")
+    annotations = {NETWORKS: "default/macvlan", MAC: "00:00:00:53:6B:BB"}
+    assert _review_live(world, annotations, _LiveReads()).allowed
+    other_mac = json.loads(json.dumps(held))
+    other_mac["spec"]["macAddress"] = "00:00:00:53:6b:cc"  # the address passed on, with another MAC
+    assert _review_live(world, annotations, _LiveReads(ips=(other_mac,))).allowed
+    verdict = _review_live(world, annotations, _LiveReads(ips=(held,)))
+    assert not verdict.allowed
+    assert f"MAC 00:00:00:53:6b:bb from {MAC} is held by pod default/gone" in verdict.message
+
+
+def test_holder_that_cannot_be_read_live_is_a_retriable_refusal_not_a_500() -> None:
+    world, _ = _stale_holder_world()
+    unreachable = _LiveReads(unreachable=True)
+    verdict = _review_live(world, {NETWORKS: "default/macvlan", IP: "172.17.0.100"}, unreachable)
+    assert not verdict.allowed
+    assert verdict.code == 429
+    assert "could not read ips macvlan.172.17.0.100" in verdict.message
