@@ -103,6 +103,7 @@ def _addresses(
     if inputs.get(keys.IP_POOL):
         spec = pools.parse_ip_pool(inputs[keys.IP_POOL])
         if spec.ippool_name:
+            store.fetch_ippool(spec.ippool_name)  # applied with its pod, it may not be cached yet
             return {"ippool": spec.ippool_name}
         return {"pool": tuple(spec.entries)}
     return {}

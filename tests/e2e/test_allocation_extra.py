@@ -176,3 +176,26 @@ def test_finished_pods_release_their_addresses(net: Net, kubectl: Kubectl) -> No
         what="the finished pods' addresses released",
     )
     assert get_json(kubectl, "pod", "done", "-n", ns)["status"]["phase"] == "Succeeded"
+
+
+def test_one_file_with_nad_subnet_ippool_and_pod_is_admitted_at_the_first_apply(
+    net: Net, kubectl: Kubectl
+) -> None:
+    """`kubectl apply -f` of everything at once: each object's review may come before the webhook's
+    watch has delivered the ones above it, so what a review needs and the cache lacks is read live."""
+    ns, provider = net.namespace, f"onefile.{net.namespace}"
+    name = f"{net.subnet}-onefile"
+    net.subnets.append(name)
+    pool = {"apiVersion": "kubeovn.io/v1", "kind": "IPPool", "metadata": {"name": name},
+            "spec": {"subnet": name, "ips": [f"10.{net.octet}.3.50..10.{net.octet}.3.59"]}}
+    items = [json.loads(nad_yaml("onefile", ns, provider)),
+             json.loads(_subnet(name, f"10.{net.octet}.3.0/24", provider)), pool,
+             json.loads(_pod("first", ns, {NETWORKS: "onefile", f"{provider}.kubernetes.io/ip_pool": name}))]
+    try:
+        kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+        notes = annotations(kubectl, "first", ns)
+        assert notes[f"{provider}.kubernetes.io/ip_address"] == f"10.{net.octet}.3.50"
+        assert notes[f"{provider}.kubernetes.io/logical_switch"] == name
+    finally:
+        kubectl("delete", "pods", "--all", "-n", ns, "--grace-period=0", "--force", check=False)
+        kubectl("delete", "ippools.kubeovn.io", name, "--ignore-not-found", check=False)

@@ -54,6 +54,8 @@ class LiveReads(Protocol):
 
     def subnets_for(self, provider: str) -> list[Object]: ...
 
+    def fetch_ippool(self, name: str) -> Object | None: ...
+
     def current_ip(self, name: str) -> Object | None: ...
 
 
@@ -92,7 +94,7 @@ def resolve(
 ) -> list[Attachment]:
     """The pod's attachments served by kube-ovn providers (main NIC first), each with its Subnet;
     raises `AttachmentError` with the refusal sentence."""
-    reader = _Reader(view, live)
+    reader = Reader(view, live)
     found: list[Attachment] = []
     default_value = annotations.get(keys.DEFAULT_NETWORK)
     if default_value is not None:
@@ -121,8 +123,9 @@ def default_primary_subnet(view: ClusterView) -> Object | None:
     return next((s for s in view.subnets_for_provider(PRIMARY) if _spec(s).get("default") is True), None)
 
 
-class _Reader:
-    """The cache first, then the live fallbacks when the caller has them."""
+class Reader:
+    """The cache first, then the live fallbacks when the caller has them: an object applied together
+    with the one under review (a NAD, Subnet or IPPool in the same file) may not be cached yet."""
 
     def __init__(self, view: ClusterView, live: LiveReads | None) -> None:
         self.view = view
@@ -135,6 +138,10 @@ class _Reader:
     def subnet(self, name: str) -> Object | None:
         found = self.view.subnet(name)
         return found if found is not None or self.live is None else self.live.fetch_subnet(name)
+
+    def ippool(self, name: str) -> Object | None:
+        found = self.view.ippool(name)
+        return found if found is not None or self.live is None else self.live.fetch_ippool(name)
 
     def subnets_for(self, provider: str) -> list[Object]:
         found = self.view.subnets_for_provider(provider)
@@ -159,7 +166,7 @@ def _attachment(
 
 
 def _from_nad(
-    reader: _Reader,
+    reader: Reader,
     selection: networks.NetworkSelection,
     interface: str,
     *,
@@ -191,7 +198,7 @@ def _from_nad(
 
 
 def _subnet(
-    reader: _Reader, attachment: Attachment, annotations: Mapping[str, str], namespace: str
+    reader: Reader, attachment: Attachment, annotations: Mapping[str, str], namespace: str
 ) -> Object:
     """`logical_switch` first; else bound to the namespace, else unrestricted (primary: the default)."""
     switch = attachment.fields(annotations).get(keys.LOGICAL_SWITCH)
@@ -228,7 +235,7 @@ def _subnet(
     return free[0]
 
 
-def _named_subnet(reader: _Reader, attachment: Attachment, switch: str, namespace: str) -> Object:
+def _named_subnet(reader: Reader, attachment: Attachment, switch: str, namespace: str) -> Object:
     """The Subnet `logical_switch` names: it must exist, be of the attachment's provider or `ovn`
     (the guide's second NICs from an ovn Subnet), and serve the pod's namespace."""
     switch_key = attachment.key(keys.LOGICAL_SWITCH)

@@ -57,9 +57,7 @@ class Store(ClusterView):
         """The allocator state of `subnet`; a cache miss is answered by a live read (just created)."""
         state, broken = self.indexes.state(subnet)
         if state is None and broken is None and self.subnet(subnet) is None:
-            live = self.live(objects.SUBNETS, subnet)
-            if live is not None and self.subnet(subnet) is None:
-                self.cache.put(objects.SUBNETS, live)
+            self.fetch_subnet(subnet)
             state, broken = self.indexes.state(subnet)
         if broken is not None:
             raise errors.InvalidCIDR(broken)
@@ -73,22 +71,24 @@ class Store(ClusterView):
         return self.state(subnet).spec
 
     def fetch_nad(self, namespace: str, name: str) -> Object | None:
-        """The NAD from the cache, or live when the cache has not seen it yet."""
-        nad = self.nad(namespace, name)
-        if nad is None:
-            nad = self.live(objects.NADS, name, namespace)
-            if nad is not None and self.nad(namespace, name) is None:
-                self.cache.put(objects.NADS, nad)
-        return nad
+        return self._fetch(objects.NADS, name, namespace)
 
     def fetch_subnet(self, name: str) -> Object | None:
-        """The Subnet from the cache, or live when the cache has not seen it yet (just created)."""
-        subnet = self.subnet(name)
-        if subnet is None:
-            subnet = self.live(objects.SUBNETS, name)
-            if subnet is not None and self.subnet(name) is None:
-                self.cache.put(objects.SUBNETS, subnet)
-        return subnet
+        return self._fetch(objects.SUBNETS, name)
+
+    def fetch_ippool(self, name: str) -> Object | None:
+        return self._fetch(objects.IPPOOLS, name)
+
+    def _fetch(self, kind: str, name: str, namespace: str = "") -> Object | None:
+        """From the cache, or live when the cache has not seen it yet (applied a moment ago, maybe in
+        the same file as the pod); cached then, so the indexes (a Subnet's allocator and its pools)
+        have it before it is used."""
+        found = self.cache.get(kind, name, namespace)
+        if found is None:
+            found = self.live(kind, name, namespace)
+            if found is not None and self.cache.get(kind, name, namespace) is None:
+                self.cache.put(kind, found)
+        return found
 
     def subnets_for(self, provider: str) -> list[Object]:
         """Subnets bound to `provider`; on a miss the Subnets are relisted once (cache lag)."""

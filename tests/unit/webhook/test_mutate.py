@@ -128,6 +128,22 @@ def test_deployment_pool_gives_distinct_addresses_to_generate_name_pods(world):
     assert (spec["podName"], spec["generateName"]) == ("", "static-workload-7d9f-")
 
 
+def test_ippool_applied_with_its_pod_is_read_live_and_drawn_from(world):
+    """The watch has not delivered the IPPool yet: it is read live, cached, and the pod draws from it."""
+    pool = {"apiVersion": "kubeovn.io/v1", "kind": "IPPool", "metadata": {"name": "pool-1"},
+            "spec": {"subnet": "macvlan", "ips": ["172.17.0.200..172.17.0.210"]}}
+    world.api.objects[(objects.IPPOOLS, "", "pool-1")] = pool  # in the API server, not in the cache
+    notes = {NETWORKS: "default/macvlan", "macvlan.default.kubernetes.io/ip_pool": "pool-1"}
+    out = written(mutate.review(request(notes), store=world.store))
+    assert out["macvlan.default.kubernetes.io/ip_address"] == "172.17.0.200"
+    assert world.store.ippool("pool-1") is not None
+    del world.api.objects[(objects.IPPOOLS, "", "pool-1")]
+    missing = mutate.review(request({**notes, "macvlan.default.kubernetes.io/ip_pool": "pool-2"}, name="b"),
+                            store=world.store)
+    assert not missing.allowed
+    assert "IPPool pool-2, named by ip_pool, does not exist" in missing.message
+
+
 def test_default_route_selection_is_admitted_with_the_provider_keys(world):
     value = '[{"name": "macvlan", "namespace": "default", "default-route": ["172.17.0.1"]}]'
     out = written(mutate.review(request({"k8s.v1.cni.cncf.io/networks": value}), store=world.store))

@@ -15,7 +15,7 @@ import netaddr
 from allocator import addresses
 from allocator import annotations as keys
 from allocator.errors import AllocatorError
-from webhook.admission.attachments import LiveReads
+from webhook.admission.attachments import LiveReads, Reader
 from webhook.cluster import objects
 from webhook.cluster.view import ClusterView
 
@@ -114,7 +114,8 @@ class Context:
     ) -> None:
         self.request = mapping(request)
         self.view = view
-        self.live = live  # API server reads on a cache miss (NADs, Subnets), as mutation has
+        self.live = live  # API server reads on a cache miss (NADs, Subnets, IPPools), as mutation has
+        self.reads = Reader(view, live)  # the cache, then those live reads
         self.system_users = system_users
         self.warnings: list[str] = []
 

@@ -52,7 +52,7 @@ def _subnet(context: common.Context, name: str, subnet_name: object) -> SubnetIn
     wanted = common.text(subnet_name)
     if not wanted:
         raise errors.invalid(f"IPPool {name} has no spec.subnet; name the Subnet its addresses come from")
-    obj = context.view.subnet(wanted)
+    obj = context.reads.subnet(wanted)
     if obj is None:
         known = ", ".join(common.name_of(s) for s in context.view.subnets()[:5]) or "none exist yet"
         raise errors.invalid(

@@ -190,7 +190,7 @@ def _check_ippool(
     pool = pools.parse_ip_pool(fields[keys.IP_POOL])  # parses: subnet_fit.check_pool_entries ran first
     if pool.ippool_name is None:
         return
-    obj = context.view.ippool(pool.ippool_name)
+    obj = context.reads.ippool(pool.ippool_name)
     if obj is None:
         raise errors.invalid(
             f"IPPool {pool.ippool_name}, named by {key}, does not exist; create it or list addresses "

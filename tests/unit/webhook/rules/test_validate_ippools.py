@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .world import World
+from .world import LiveReads, World, subnet
 
 
 def _pool(name: str, subnet_name: str, ips: object) -> dict:
@@ -113,3 +113,14 @@ def test_ips_that_are_not_a_list_are_refused() -> None:
     verdict = _world().review(_pool("pool-1", "macvlan", "172.17.0.201"))
     assert not verdict.allowed
     assert "spec.ips of IPPool pool-1 is not a list" in verdict.message
+
+
+def test_subnet_applied_in_the_same_file_is_read_live_and_the_pool_allowed() -> None:
+    """`kubectl apply -f` of a Subnet and its IPPool: the pool's review may come before the watch."""
+    live = LiveReads(subnets=(subnet("macvlan2", provider="macvlan.default", cidrBlock="172.19.0.0/16"),))
+    verdict = _world().review(_pool("pool-1", "macvlan2", ["172.19.0.201"]), live=live)
+    assert verdict.allowed, verdict.message
+    assert live.asked == ["subnet macvlan2"]
+    refused = _world().review(_pool("pool-1", "macvlan2", ["172.19.0.201"]), live=LiveReads())
+    assert not refused.allowed
+    assert "names Subnet \"macvlan2\" in spec.subnet, which does not exist" in refused.message

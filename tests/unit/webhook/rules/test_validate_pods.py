@@ -9,9 +9,18 @@ import pytest
 from webhook import validate
 from webhook.admission.reviews import Verdict
 from webhook.cluster import objects
-from webhook.cluster.claims import TryAgain
 
-from .world import SYSTEM_USER, World, guide_world, kube_ovn_config, macvlan_config, nad, pod, request
+from .world import (
+    SYSTEM_USER,
+    LiveReads,
+    World,
+    guide_world,
+    kube_ovn_config,
+    macvlan_config,
+    nad,
+    pod,
+    request,
+)
 
 NETWORKS = "k8s.v1.cni.cncf.io/networks"
 DEFAULT_NETWORK = "v1.multus-cni.io/default-network"
@@ -477,38 +486,6 @@ def test_subnets_of_the_provider_bound_to_namespaces_serve_only_those() -> None:
 
 
 # -- cache lag: the live reads mutation has --------------------------------------------------------
-class _LiveReads:
-    """The API server as `Store` reads it on a cache miss: objects the watch has not delivered yet."""
-
-    def __init__(
-        self, *, nads: tuple[dict, ...] = (), subnets: tuple[dict, ...] = (), ips: tuple[dict, ...] = (),
-        unreachable: bool = False,
-    ) -> None:
-        self.nads = {(n["metadata"]["namespace"], n["metadata"]["name"]): n for n in nads}
-        self.subnets = {s["metadata"]["name"]: s for s in subnets}
-        self.ips = {i["metadata"]["name"]: i for i in ips}
-        self.unreachable = unreachable
-        self.asked: list[str] = []
-
-    def current_ip(self, name: str) -> dict | None:
-        self.asked.append(f"ip {name}")
-        if self.unreachable:
-            raise TryAgain(f"could not read ips {name} (connection refused); retry the pod")
-        return self.ips.get(name)
-
-    def fetch_nad(self, namespace: str, name: str) -> dict | None:
-        self.asked.append(f"nad {namespace}/{name}")
-        return self.nads.get((namespace, name))
-
-    def fetch_subnet(self, name: str) -> dict | None:
-        self.asked.append(f"subnet {name}")
-        return self.subnets.get(name)
-
-    def subnets_for(self, provider: str) -> list[dict]:
-        self.asked.append(f"subnets for {provider}")
-        return [s for s in self.subnets.values() if s["spec"].get("provider") == provider]
-
-
 def _lagging_world() -> World:
     """The macvlan Subnet is cached; the NAD applied with the pod is not yet."""
     world = World()
@@ -518,7 +495,7 @@ def _lagging_world() -> World:
 
 def test_nad_the_cache_has_not_seen_is_read_live_and_the_pod_allowed() -> None:
     world = _lagging_world()
-    live = _LiveReads(nads=(nad("macvlan", macvlan_config()),))
+    live = LiveReads(nads=(nad("macvlan", macvlan_config()),))
     verdict = validate.review(request(pod({NETWORKS: "default/macvlan"})), view=world.view, live=live)
     assert verdict.allowed, verdict.message
     assert live.asked == ["nad default/macvlan"]
@@ -527,13 +504,27 @@ def test_nad_the_cache_has_not_seen_is_read_live_and_the_pod_allowed() -> None:
 def test_nad_neither_cached_nor_live_is_refused_as_without_live_reads() -> None:
     world = _lagging_world()
     annotations = {NETWORKS: "default/macvlan"}
-    with_live = validate.review(request(pod(annotations)), view=world.view, live=_LiveReads())
+    with_live = validate.review(request(pod(annotations)), view=world.view, live=LiveReads())
     cache_only = validate.review(request(pod(annotations)), view=world.view)
     assert not with_live.allowed
     assert with_live.message == cache_only.message
     assert with_live.code == cache_only.code
     missing = f"NetworkAttachmentDefinition default/macvlan, named in {NETWORKS}, does not exist"
     assert missing in with_live.message
+
+
+def test_ippool_applied_with_its_pod_is_read_live_and_the_pod_allowed() -> None:
+    world = guide_world()
+    pool = {"apiVersion": "kubeovn.io/v1", "kind": "IPPool", "metadata": {"name": "pool-1"},
+            "spec": {"subnet": "macvlan", "ips": ["172.17.0.200..172.17.0.210"]}}
+    annotations = {NETWORKS: "default/macvlan", POOL: "pool-1"}
+    live = LiveReads(ippools=(pool,))
+    verdict = world.review(pod(annotations), live=live)
+    assert verdict.allowed, verdict.message
+    assert live.asked == ["ippool pool-1"]
+    refused = world.review(pod(annotations), live=LiveReads())
+    assert not refused.allowed
+    assert refused.message.startswith(f"IPPool pool-1, named by {POOL}, does not exist;")
 
 
 # -- cache lag: a holder released since the cache saw it ------------------------------------------
@@ -543,14 +534,14 @@ def _stale_holder_world(**hold: str) -> tuple[World, dict]:
     return world, world.hold("macvlan", "172.17.0.100", pod="gone", **hold)
 
 
-def _review_live(world: World, annotations: dict[str, str], live: _LiveReads, name: str = "new") -> Verdict:
+def _review_live(world: World, annotations: dict[str, str], live: LiveReads, name: str = "new") -> Verdict:
     return validate.review(request(pod(annotations, name=name)), view=world.view, live=live)
 
 
 def test_address_whose_cached_holder_is_gone_is_allowed_after_a_live_read() -> None:
     """Another replica released it and this one's watch lags: a refusal would be false."""
     world, _ = _stale_holder_world()
-    live = _LiveReads()
+    live = LiveReads()
     verdict = _review_live(world, {NETWORKS: "default/macvlan", IP: "172.17.0.100"}, live)
     assert verdict.allowed, verdict.message
     assert live.asked == ["ip macvlan.172.17.0.100"]
@@ -559,7 +550,7 @@ def test_address_whose_cached_holder_is_gone_is_allowed_after_a_live_read() -> N
 def test_address_whose_cached_holder_is_confirmed_live_is_refused_as_before() -> None:
     world, held = _stale_holder_world()
     annotations = {NETWORKS: "default/macvlan", IP: "172.17.0.100"}
-    verdict = _review_live(world, annotations, _LiveReads(ips=(held,)))
+    verdict = _review_live(world, annotations, LiveReads(ips=(held,)))
     assert not verdict.allowed
     assert verdict.code == 409
     assert verdict.message == world.review(pod(annotations, name="new")).message
@@ -573,13 +564,13 @@ def test_address_passed_to_this_pod_since_the_cache_saw_it_is_its_own() -> None:
     mine["metadata"]["labels"][objects.LABEL_RESERVATION] = "r-new"
     mine["spec"]["podName"] = "new"
     annotations = {NETWORKS: "default/macvlan", IP: "172.17.0.100", objects.RESERVATION_ANNOTATION: "r-new"}
-    assert _review_live(world, annotations, _LiveReads(ips=(mine,))).allowed
+    assert _review_live(world, annotations, LiveReads(ips=(mine,))).allowed
 
 
 def test_own_address_is_not_read_live() -> None:
     world = guide_world()
     world.hold("macvlan", "172.17.0.100", pod="new", reservation="r-new")
-    live = _LiveReads()
+    live = LiveReads()
     annotations = {NETWORKS: "default/macvlan", IP: "172.17.0.100", objects.RESERVATION_ANNOTATION: "r-new"}
     assert _review_live(world, annotations, live).allowed
     assert live.asked == []
@@ -588,18 +579,18 @@ def test_own_address_is_not_read_live() -> None:
 def test_mac_whose_cached_holder_is_gone_or_changed_is_allowed() -> None:
     world, held = _stale_holder_world(mac="00:00:00:53:6b:bb")
     annotations = {NETWORKS: "default/macvlan", MAC: "00:00:00:53:6B:BB"}
-    assert _review_live(world, annotations, _LiveReads()).allowed
+    assert _review_live(world, annotations, LiveReads()).allowed
     other_mac = json.loads(json.dumps(held))
     other_mac["spec"]["macAddress"] = "00:00:00:53:6b:cc"  # the address passed on, with another MAC
-    assert _review_live(world, annotations, _LiveReads(ips=(other_mac,))).allowed
-    verdict = _review_live(world, annotations, _LiveReads(ips=(held,)))
+    assert _review_live(world, annotations, LiveReads(ips=(other_mac,))).allowed
+    verdict = _review_live(world, annotations, LiveReads(ips=(held,)))
     assert not verdict.allowed
     assert f"MAC 00:00:00:53:6b:bb from {MAC} is held by pod default/gone" in verdict.message
 
 
 def test_holder_that_cannot_be_read_live_is_a_retriable_refusal_not_a_500() -> None:
     world, _ = _stale_holder_world()
-    unreachable = _LiveReads(unreachable=True)
+    unreachable = LiveReads(unreachable=True)
     verdict = _review_live(world, {NETWORKS: "default/macvlan", IP: "172.17.0.100"}, unreachable)
     assert not verdict.allowed
     assert verdict.code == 429

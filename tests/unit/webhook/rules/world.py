@@ -10,6 +10,7 @@ from typing import Any
 from webhook import validate
 from webhook.admission.reviews import Verdict
 from webhook.cluster import objects
+from webhook.cluster.claims import TryAgain
 from webhook.cluster.informers import server_cache
 from webhook.cluster.view import ClusterView
 
@@ -114,12 +115,51 @@ class World:
         old: dict[str, Any] | None = None,
         username: str = "jane",
         system_users: frozenset[str] = frozenset({SYSTEM_USER}),
+        live: LiveReads | None = None,
     ) -> Verdict:
         return validate.review(
             request(obj, operation=operation, old=old, username=username),
             view=self.view,
             system_users=system_users,
+            live=live,
         )
+
+
+class LiveReads:
+    """The API server as `Store` reads it on a cache miss: objects the watch has not delivered yet."""
+
+    def __init__(
+        self, *, nads: tuple[dict, ...] = (), subnets: tuple[dict, ...] = (), ippools: tuple[dict, ...] = (),
+        ips: tuple[dict, ...] = (), unreachable: bool = False,
+    ) -> None:
+        self.nads = {(n["metadata"]["namespace"], n["metadata"]["name"]): n for n in nads}
+        self.subnets = {s["metadata"]["name"]: s for s in subnets}
+        self.ippools = {p["metadata"]["name"]: p for p in ippools}
+        self.ips = {i["metadata"]["name"]: i for i in ips}
+        self.unreachable = unreachable
+        self.asked: list[str] = []
+
+    def fetch_ippool(self, name: str) -> dict | None:
+        self.asked.append(f"ippool {name}")
+        return self.ippools.get(name)
+
+    def current_ip(self, name: str) -> dict | None:
+        self.asked.append(f"ip {name}")
+        if self.unreachable:
+            raise TryAgain(f"could not read ips {name} (connection refused); retry the pod")
+        return self.ips.get(name)
+
+    def fetch_nad(self, namespace: str, name: str) -> dict | None:
+        self.asked.append(f"nad {namespace}/{name}")
+        return self.nads.get((namespace, name))
+
+    def fetch_subnet(self, name: str) -> dict | None:
+        self.asked.append(f"subnet {name}")
+        return self.subnets.get(name)
+
+    def subnets_for(self, provider: str) -> list[dict]:
+        self.asked.append(f"subnets for {provider}")
+        return [s for s in self.subnets.values() if s["spec"].get("provider") == provider]
 
 
 def request(
