@@ -51,12 +51,9 @@ def _subnet(name: str, cidr: str, provider: str, **spec: Any) -> str:
 
 
 def _create(kubectl: Kubectl, manifest: str) -> None:
-    """`kubectl apply` until admitted: the webhook's caches may not have the new NAD or Subnet yet."""
-    eventually(
-        lambda: kubectl("apply", "-f", "-", input=manifest, check=False).returncode == 0,
-        timeout=20,
-        what="the object admitted",
-    )
+    """`kubectl apply`, admitted at the first try: a NAD or Subnet applied a moment before, which the
+    webhook's caches may not have yet, is read live."""
+    kubectl("apply", "-f", "-", input=manifest)
 
 
 class Net:
